@@ -1,0 +1,100 @@
+#pragma once
+// The typed configuration of an lgd run. YAML files and --set overrides are parsed into
+// these structs once (load_run_config); nothing else in lgd reads YAML.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lgd/core/config_fields.h"
+
+namespace lgd::config {
+
+struct RunSection {
+  std::string name;                // run name; empty: the config file's stem
+  std::string output_dir = "runs"; // run directory is <output_dir>/<name>
+  std::int64_t seed = 0;
+  std::string device = "auto";     // auto | cpu | cuda
+  std::int64_t threads = 0;        // intra-op threads; 0: all cores
+};
+
+struct StudentSection {
+  std::string arch;                // a name of the student zoo
+  std::string init = "random";     // random | weights
+  std::string weights;             // .pth / .safetensors when init = weights
+};
+
+struct TeacherSection {
+  std::string bundle;              // teacher bundle directory (lgd_teacher.yaml inside)
+};
+
+struct DataSection {
+  std::string dataset = "image_folder";  // image_folder | file_list | idx | cifar
+  std::string root;
+  std::string classnames;          // class-name file; empty: from the dataset
+  std::int64_t image_size = 224;
+  std::int64_t batch_size = 256;   // per process
+  std::int64_t workers = 0;        // decode threads; 0: all cores
+  std::string augment = "mocov2";  // mocov2 | linear | eval | none
+  double max_bad_fraction = 0.01;
+};
+
+struct BankSection {
+  std::string templates;           // prompt-template file; empty: "a photo of a {}."
+};
+
+struct MethodSection {
+  std::string name = "lgd";        // lgd | seed
+  double alpha = 0.5;              // weight of L_VIS; 1 - alpha on L_TEX
+  double student_temp = 0.2;
+  double teacher_temp = 0.01;
+  double vsb_momentum = 0.99;
+  std::int64_t queue_size = 65536; // SEED queue length
+};
+
+struct OptimSection {
+  double lr = 0.03;                // base learning rate per 256 images of global batch
+  double momentum = 0.9;
+  double weight_decay = 1e-4;
+  bool nesterov = false;
+  std::int64_t epochs = 200;
+  std::int64_t warmup_epochs = 5;
+  std::string schedule = "cosine"; // cosine | reference
+  std::int64_t accumulate = 1;
+  double clip_grad = 0.0;          // max gradient norm; 0: off
+};
+
+struct TrainSection {
+  std::string amp = "bf16";        // bf16 | fp16 | off (CUDA only; CPU runs float32)
+  bool channels_last = true;
+  std::int64_t checkpoint_every = 1000;  // steps; 0: only at epoch ends
+  std::int64_t keep_checkpoints = 3;
+  std::int64_t log_every = 20;
+  std::int64_t val_every = 0;      // epochs; 0: no validation
+};
+
+struct RunConfig {
+  RunSection run;
+  StudentSection student;
+  TeacherSection teacher;
+  DataSection data;
+  BankSection bank;
+  MethodSection method;
+  OptimSection optim;
+  TrainSection train;
+};
+
+// The declarations of every key, bound to the members of `cfg`.
+FieldSet describe(RunConfig& cfg);
+
+struct LoadedConfig {
+  RunConfig config;
+  Origins origins;  // key -> where it was set
+};
+
+// defaults < file < overrides; then required keys and cross-field checks.
+LoadedConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// The resolved config as YAML.
+std::string to_yaml(const RunConfig& cfg);
+
+}  // namespace lgd::config

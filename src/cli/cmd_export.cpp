@@ -1,0 +1,106 @@
+// lgd export: student weights as a torchvision .pth or a .safetensors file.
+#include <torch/torch.h>
+
+#include <optional>
+
+#include "commands.h"
+#include "lgd/core/errors.h"
+#include "lgd/core/logging.h"
+#include "lgd/core/version.h"
+#include "lgd/export/weights_io.h"
+#include "lgd/models/architectures.h"
+
+namespace lgd::cli {
+namespace {
+
+struct ExportArgs {
+  std::string arch;
+  std::string weights;
+  std::string init;
+  std::int64_t seed = 0;
+  std::string format;
+  std::string output;
+  bool with_head = false;
+  std::int64_t embed_dim = 0;
+  std::int64_t num_classes = -1;  // -1: from the weights (random init: none)
+};
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+int run_export(const ExportArgs& a) {
+  models::architecture(a.arch);  // unknown names fail here with the list
+  if (a.weights.empty() == a.init.empty())
+    throw UsageError("lgd export: give exactly one of --weights FILE or --init random");
+  const exporting::WeightsFormat format = exporting::parse_format(
+      !a.format.empty() ? a.format : (ends_with(a.output, ".safetensors") ? "safetensors" : "torchvision"));
+
+  exporting::StudentWeights w;
+  if (!a.init.empty()) {
+    torch::manual_seed(static_cast<std::uint64_t>(a.seed));
+    w.student = models::create_student(a.arch, {std::max<std::int64_t>(a.num_classes, 0)});
+    if (a.with_head) {
+      if (a.embed_dim <= 0)
+        throw UsageError("lgd export: --with-head with --init random needs --embed-dim D");
+      w.head = models::make_projection_head(w.student->feature_dim(), a.embed_dim);
+    }
+  } else {
+    std::optional<std::int64_t> classes;
+    if (a.num_classes >= 0) classes = a.num_classes;
+    w = exporting::load_student_weights(a.arch, a.weights, classes);
+    if (a.with_head && !w.head)
+      throw UsageError("lgd export: --with-head, but " + a.weights + " has no head.* keys");
+    if (!a.with_head) w.head = nullptr;
+  }
+
+  const auto tensors = exporting::export_tensors(*w.student, w.head);
+  exporting::Metadata metadata{{"format", "pt"},
+                               {"arch", a.arch},
+                               {"num_classes", std::to_string(w.student->num_classes())},
+                               {"feature_dim", std::to_string(w.student->feature_dim())},
+                               {"lgd_version", version()}};
+  if (w.head) metadata["embed_dim"] = std::to_string(w.head->children().back()->parameters()[0].size(0));
+  exporting::write_weights(a.output, tensors, format, metadata);
+  spdlog::info("[export] wrote {} ({} tensors, {} classes{}) as {} to {}", a.arch, tensors.size(),
+               w.student->num_classes(), w.head ? ", with head" : "",
+               format == exporting::WeightsFormat::kSafetensors ? "safetensors" : "torchvision .pth",
+               a.output);
+  return 0;
+}
+
+}  // namespace
+
+void add_export_command(CLI::App& app, Commands& commands) {
+  auto a = std::make_shared<ExportArgs>();
+  auto* cmd = app.add_subcommand(
+      "export",
+      "Write student weights for torchvision, timm, detectron2 or mmdetection. Keys equal\n"
+      "torchvision's; a model without classifier loads with strict=False (missing: exactly\n"
+      "the classifier keys), one with a classifier loads with strict=True.");
+  cmd->add_option("--arch", a->arch, "Student architecture (see 'lgd info')")->required();
+  auto* weights = cmd->add_option("--weights", a->weights,
+                                  "Source weights: a torch.save .pth (torchvision state dict, "
+                                  "lgd export) or a .safetensors file")
+                      ->check(CLI::ExistingFile);
+  auto* init = cmd->add_option("--init", a->init, "Initialise instead of loading: 'random' "
+                                                  "(torchvision's scheme, seeded by --seed)")
+                   ->check(CLI::IsMember({"random"}));
+  weights->excludes(init);
+  cmd->add_option("--seed", a->seed, "Seed of the random initialisation")->capture_default_str();
+  cmd->add_option("--num-classes", a->num_classes,
+                  "Classifier outputs; 0 exports without classifier. Default: as in --weights "
+                  "(none for --init random)");
+  cmd->add_option("--format", a->format,
+                  "torchvision (.pth for torch.load) or safetensors; default from the output "
+                  "extension (.safetensors, else torchvision)")
+      ->check(CLI::IsMember({"torchvision", "safetensors"}));
+  cmd->add_option("-o,--output", a->output, "Output file (written to a temporary file, then renamed)")
+      ->required();
+  cmd->add_flag("--with-head", a->with_head,
+                "Also export LGD's projection head under 'head.' (Linear(F,F)-ReLU-Linear(F,D))");
+  cmd->add_option("--embed-dim", a->embed_dim, "Head output width D, for --with-head --init random");
+  commands.push_back({cmd, [a] { return run_export(*a); }});
+}
+
+}  // namespace lgd::cli

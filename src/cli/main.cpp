@@ -1,0 +1,59 @@
+// lgd: the command-line interface over lgd_core.
+#include <c10/util/Exception.h>
+
+#include <iostream>
+
+#include "commands.h"
+#include "lgd/core/errors.h"
+#include "lgd/core/logging.h"
+#include "lgd/core/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "lgd: pre-train small vision models by Language-Guided Distillation from a frozen "
+      "CLIP-style teacher.\n"};
+  app.name("lgd");
+  app.require_subcommand(1, 1);
+  app.set_version_flag("--version", std::string("lgd ") + lgd::version());
+  std::string log_level = "info";
+  std::string log_file;
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+  app.add_option("--log-file", log_file, "Also write the log to this file");
+  app.footer("Run 'lgd <command> --help' for the options of a command.");
+
+  lgd::cli::Commands commands;
+  lgd::cli::add_info_command(app, commands);
+  lgd::cli::add_config_command(app, commands);
+  lgd::cli::add_export_command(app, commands);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "lgd: error: " << e.what() << " (see 'lgd --help')\n";
+    return lgd::kExitUsage;
+  }
+
+  try {
+    lgd::init_logging(log_level, log_file);
+    for (const auto& command : commands)
+      if (command.app->parsed()) return command.run();
+    std::cerr << "lgd: error: no command given (see 'lgd --help')\n";
+    return lgd::kExitUsage;
+  } catch (const lgd::Error& e) {
+    std::cerr << "lgd: error: " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const c10::Error& e) {
+    std::cerr << "lgd: error: " << e.what_without_backtrace() << "\n";
+    return lgd::kExitFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "lgd: error: " << e.what() << "\n";
+    return lgd::kExitFailure;
+  }
+}

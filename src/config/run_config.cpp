@@ -1,0 +1,122 @@
+#include "lgd/config/run_config.h"
+
+#include <filesystem>
+
+#include "lgd/core/config_yaml.h"
+#include "lgd/core/errors.h"
+#include "lgd/models/architectures.h"
+
+namespace lgd::config {
+
+FieldSet describe(RunConfig& c) {
+  FieldSet f;
+  f.add("run.name", &c.run.name, "Run name; empty means the config file's name without extension.");
+  f.add("run.output_dir", &c.run.output_dir, "Parent folder of run directories.");
+  f.add("run.seed", &c.run.seed, "Seed of every random draw of the run.").at_least(0);
+  f.add("run.device", &c.run.device, "Where to train; auto picks CUDA when present.")
+      .one_of({"auto", "cpu", "cuda"});
+  f.add("run.threads", &c.run.threads, "Intra-op CPU threads; 0 uses all cores.").at_least(0);
+
+  f.add("student.arch", &c.student.arch, "Student architecture (see `lgd info`).")
+      .one_of(models::architecture_names())
+      .required();
+  f.add("student.init", &c.student.init, "Student initialisation.").one_of({"random", "weights"});
+  f.add("student.weights", &c.student.weights,
+        "Weights file (.pth or .safetensors) when student.init is weights.");
+
+  f.add("teacher.bundle", &c.teacher.bundle, "Teacher bundle directory (holds lgd_teacher.yaml).");
+
+  f.add("data.dataset", &c.data.dataset, "Dataset format.")
+      .one_of({"image_folder", "file_list", "idx", "cifar"});
+  f.add("data.root", &c.data.root, "Dataset location.");
+  f.add("data.classnames", &c.data.classnames,
+        "Class-name file (one per line); empty takes the names from the dataset.");
+  f.add("data.image_size", &c.data.image_size, "Training crop size in pixels.").range(16, 4096);
+  f.add("data.batch_size", &c.data.batch_size, "Images per process per step.").at_least(1);
+  f.add("data.workers", &c.data.workers, "Decode and augmentation threads; 0 uses all cores.")
+      .at_least(0);
+  f.add("data.augment", &c.data.augment, "Training view.")
+      .one_of({"mocov2", "linear", "eval", "none"});
+  f.add("data.max_bad_fraction", &c.data.max_bad_fraction,
+        "Stop when more than this fraction of samples cannot be read.")
+      .range(0, 1);
+
+  f.add("bank.templates", &c.bank.templates,
+        "Prompt-template file, '{}' standing for the class name; empty: \"a photo of a {}.\".");
+
+  f.add("method.name", &c.method.name, "Distillation method.").one_of({"lgd", "seed"});
+  f.add("method.alpha", &c.method.alpha, "Weight of L_VIS; L_TEX gets 1 - alpha.").range(0, 1);
+  f.add("method.student_temp", &c.method.student_temp, "Student softmax temperature.").above(0);
+  f.add("method.teacher_temp", &c.method.teacher_temp, "Teacher softmax temperature.").above(0);
+  f.add("method.vsb_momentum", &c.method.vsb_momentum, "Momentum of the Visual Semantics Bank.")
+      .range(0, 1);
+  f.add("method.queue_size", &c.method.queue_size, "SEED queue length.").at_least(1);
+
+  f.add("optim.lr", &c.optim.lr, "Base learning rate per 256 images of global batch.").above(0);
+  f.add("optim.momentum", &c.optim.momentum, "SGD momentum.").range(0, 1);
+  f.add("optim.weight_decay", &c.optim.weight_decay, "SGD weight decay.").at_least(0);
+  f.add("optim.nesterov", &c.optim.nesterov, "Nesterov momentum.");
+  f.add("optim.epochs", &c.optim.epochs, "Training epochs.").at_least(1);
+  f.add("optim.warmup_epochs", &c.optim.warmup_epochs, "Linear warm-up epochs.").at_least(0);
+  f.add("optim.schedule", &c.optim.schedule,
+        "cosine: per-iteration warm-up and cosine; reference: the reference script's per-epoch steps.")
+      .one_of({"cosine", "reference"});
+  f.add("optim.accumulate", &c.optim.accumulate, "Gradient accumulation steps.").at_least(1);
+  f.add("optim.clip_grad", &c.optim.clip_grad, "Maximum gradient norm; 0 disables clipping.")
+      .at_least(0);
+
+  f.add("train.amp", &c.train.amp, "Mixed precision on CUDA (CPU runs float32).")
+      .one_of({"bf16", "fp16", "off"});
+  f.add("train.channels_last", &c.train.channels_last, "channels_last memory format on CUDA.");
+  f.add("train.checkpoint_every", &c.train.checkpoint_every,
+        "Checkpoint every N steps; 0 only at epoch ends.")
+      .at_least(0);
+  f.add("train.keep_checkpoints", &c.train.keep_checkpoints, "Periodic checkpoints kept.")
+      .at_least(1);
+  f.add("train.log_every", &c.train.log_every, "Log a metrics line every N steps.").at_least(1);
+  f.add("train.val_every", &c.train.val_every, "Validate every N epochs; 0 disables.").at_least(0);
+  return f;
+}
+
+namespace {
+
+// Checks that involve several keys, after everything is loaded.
+void check_consistency(const RunConfig& c, const Origins& origins, const std::string& source) {
+  auto where = [&](const std::string& key) {
+    auto it = origins.find(key);
+    return it == origins.end() ? source : it->second;
+  };
+  if (c.student.init == "weights" && c.student.weights.empty())
+    throw ConfigError(where("student.init") +
+                      ": student.weights: required when student.init is weights (expected a "
+                      ".pth or .safetensors file)");
+  if (c.student.init == "random" && !c.student.weights.empty())
+    throw ConfigError(where("student.weights") +
+                      ": student.weights is set but student.init is random (expected "
+                      "student.init: weights)");
+  if (c.optim.warmup_epochs > c.optim.epochs)
+    throw ConfigError(where("optim.warmup_epochs") + ": optim.warmup_epochs: " +
+                      std::to_string(c.optim.warmup_epochs) + " exceeds optim.epochs (" +
+                      std::to_string(c.optim.epochs) + ")");
+}
+
+}  // namespace
+
+LoadedConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+  LoadedConfig out;
+  FieldSet fields = describe(out.config);
+  apply_yaml_file(fields, path, out.origins);
+  for (const auto& assignment : overrides) apply_override(fields, assignment, out.origins);
+  check_required(fields, out.origins, path);
+  check_consistency(out.config, out.origins, path);
+  if (out.config.run.name.empty())
+    out.config.run.name = std::filesystem::path(path).stem().string();
+  return out;
+}
+
+std::string to_yaml(const RunConfig& cfg) {
+  RunConfig copy = cfg;
+  return to_yaml(describe(copy));
+}
+
+}  // namespace lgd::config

@@ -1,0 +1,98 @@
+#include "lgd/export/weights_io.h"
+
+#include <torch/torch.h>
+
+#include "lgd/core/errors.h"
+#include "lgd/core/file_io.h"
+#include "lgd/export/torch_pickle.h"
+
+namespace lgd::exporting {
+namespace {
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// The classifier's output width in `tensors`, 0 when it has none.
+std::int64_t classifier_width(const models::NamedTensors& tensors, const std::string& prefix) {
+  std::int64_t width = 0;
+  for (const auto& [key, tensor] : tensors) {
+    if (starts_with(key, prefix) && tensor.dim() == 2) width = tensor.size(0);  // last Linear wins
+  }
+  return width;
+}
+
+}  // namespace
+
+WeightsFormat parse_format(const std::string& name) {
+  if (name == "torchvision") return WeightsFormat::kTorchvision;
+  if (name == "safetensors") return WeightsFormat::kSafetensors;
+  throw UsageError("unknown export format '" + name + "'; expected torchvision or safetensors");
+}
+
+WeightsFile read_weights(const std::string& path) {
+  const std::vector<char> bytes = read_file(path);
+  if (looks_like_zip(bytes)) return WeightsFile{read_torch_state_dict(path), {}};
+  if (looks_like_safetensors(bytes)) {
+    SafetensorsFile file = parse_safetensors(bytes, path);
+    return WeightsFile{std::move(file.tensors), std::move(file.metadata)};
+  }
+  throw IoError(path + ": unknown weights format (expected a torch.save .pth zip archive or a "
+                       ".safetensors file)");
+}
+
+void write_weights(const std::string& path, const models::NamedTensors& tensors,
+                   WeightsFormat format, const Metadata& metadata) {
+  if (format == WeightsFormat::kSafetensors) {
+    write_file_atomic(path, safetensors_bytes(tensors, metadata));
+  } else {
+    write_file_atomic(path, torch_save_bytes(tensors));
+  }
+}
+
+StudentWeights load_student_weights(const std::string& arch, const std::string& path,
+                                    std::optional<std::int64_t> num_classes) {
+  WeightsFile file = read_weights(path);
+  if (auto it = file.metadata.find("arch"); it != file.metadata.end() && it->second != arch)
+    throw IoError(path + ": holds weights of " + it->second + ", expected " + arch);
+
+  // Split the head (keys "head.*") from the student's keys.
+  models::NamedTensors student_keys, head_keys;
+  for (auto& entry : file.tensors) {
+    if (starts_with(entry.first, "head.")) head_keys.emplace_back(entry.first.substr(5), entry.second);
+    else student_keys.push_back(entry);
+  }
+
+  StudentWeights out;
+  // A model without classifier tells us its classifier prefix.
+  const std::string prefix = models::create_student(arch, {})->classifier_prefix();
+  const std::int64_t in_file = classifier_width(student_keys, prefix);
+  const std::int64_t classes = num_classes.value_or(in_file);
+  if (classes == 0 && in_file > 0) {
+    models::NamedTensors kept;
+    for (auto& entry : student_keys)
+      if (!starts_with(entry.first, prefix)) kept.push_back(entry);
+    student_keys = std::move(kept);
+  }
+  out.student = models::create_student(arch, {classes});
+  models::load_state_dict(*out.student, student_keys, path);
+
+  if (!head_keys.empty()) {
+    const auto& last = head_keys.back().second;  // "2.bias" [D] or "2.weight" [D, F]
+    std::int64_t embed_dim = last.size(0);
+    out.head = models::make_projection_head(out.student->feature_dim(), embed_dim);
+    models::load_state_dict(*out.head, head_keys, path + " (head.*)");
+  }
+  return out;
+}
+
+models::NamedTensors export_tensors(const models::Student& student,
+                                    const torch::nn::Sequential& head) {
+  models::NamedTensors out = models::state_dict(student);
+  if (head) {
+    for (auto& entry : models::state_dict(*head, "head.")) out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+}  // namespace lgd::exporting
