@@ -74,10 +74,15 @@ int run_export(const ExportArgs& a) {
 void add_export_command(CLI::App& app, Commands& commands) {
   auto a = std::make_shared<ExportArgs>();
   auto* cmd = app.add_subcommand(
-      "export",
-      "Write student weights for torchvision, timm, detectron2 or mmdetection. Keys equal\n"
-      "torchvision's; a model without classifier loads with strict=False (missing: exactly\n"
-      "the classifier keys), one with a classifier loads with strict=True.");
+      "export", "Write student weights as a torchvision .pth or a .safetensors file");
+  cmd->footer(
+      "Keys equal torchvision's, so timm, detectron2 and mmdetection read them like torchvision\n"
+      "weights. A model without classifier loads with strict=False (missing: exactly the\n"
+      "classifier keys); one with a classifier (--num-classes N) loads with strict=True.\n"
+      "Example:\n"
+      "  lgd export --arch resnet18 --init random --seed 0 -o resnet18.pth\n"
+      "  python3 -c \"import torch, torchvision; m = torchvision.models.resnet18();\n"
+      "    print(m.load_state_dict(torch.load('resnet18.pth'), strict=False))\"");
   cmd->add_option("--arch", a->arch, "Student architecture (see 'lgd info')")->required();
   auto* weights = cmd->add_option("--weights", a->weights,
                                   "Source weights: a torch.save .pth (torchvision state dict, "

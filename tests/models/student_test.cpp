@@ -66,7 +66,7 @@ TEST_P(EveryStudent, SaveLoadRoundTripGivesTheSameOutput) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Zoo, EveryStudent, ::testing::ValuesIn(architecture_names()),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& p) { return p.param; });
 
 TEST(StateDict, StrictLoadingNamesTheKeys) {
   auto model = create_student("resnet18", {0});

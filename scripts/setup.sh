@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages lgd needs to build and test. Idempotent and quiet when
+# everything is present; needs root (or password-less sudo) only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  cmake make g++ pkg-config ccache
+  libtorch-dev libgloo-dev           # LibTorch 1.13 (CPU) and the headers its distributed API needs
+  libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev libsentencepiece-dev zlib1g-dev
+  libgtest-dev
+  python3 python3-numpy python3-torch python3-torchvision python3-sentencepiece  # test references
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ ! -f /etc/debian_version ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup.sh: this script installs Debian/Ubuntu packages; install these by hand: ${missing[*]}" >&2
+  exit 1
+fi
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    SUDO=(sudo)
+  else
+    echo "setup.sh: missing packages: ${missing[*]}" >&2
+    echo "setup.sh: run as root (or with sudo) to install them: sudo $0" >&2
+    exit 1
+  fi
+fi
+echo "setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup.sh: done"

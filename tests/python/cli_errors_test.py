@@ -1,0 +1,93 @@
+"""Bad input to the lgd executable: one clear line on stderr and the documented exit code.
+
+usage: cli_errors_test.py LGD SOURCE_DIR
+"""
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+LGD = sys.argv[1]
+failures = []
+
+
+def check(name, args, code, expected, stdin_files=None):
+    done = subprocess.run([LGD, *args], capture_output=True, text=True)
+    lines = done.stderr.strip().splitlines()
+    ok = done.returncode == code and len(lines) == 1 and expected in lines[0]
+    ok = ok and "Exception raised" not in done.stderr and "frame #" not in done.stderr
+    status = "ok  " if ok else "FAIL"
+    print(f"{status} {name}: exit {done.returncode}: {done.stderr.strip()}")
+    if not ok:
+        failures.append(f"{name}: expected exit {code} and one line containing {expected!r}")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    tmp = Path(tmp)
+
+    def config(name, text):
+        path = tmp / name
+        path.write_text(text)
+        return str(path)
+
+    good = config("good.yaml", "student:\n  arch: resnet18\noptim:\n  lr: 0.05\n")
+    check("unknown key", ["config", "check", config("u.yaml", "student:\n  arch: resnet18\n  color: red\n")],
+          2, "u.yaml:3:3: unknown key 'student.color'")
+    check("typo with suggestion", ["config", "check", config("t.yaml", "student:\n  arch: resnet18\noptim:\n  lrr: 0.1\n")],
+          2, "t.yaml:4:3: unknown key 'optim.lrr' (did you mean optim.lr?)")
+    check("wrong type", ["config", "check", config("w.yaml", "student:\n  arch: resnet18\noptim:\n  epochs: many\n")],
+          2, "w.yaml:4:11: optim.epochs: expected an integer >= 1, got 'many'")
+    check("out of range", ["config", "check", config("r.yaml", "student:\n  arch: resnet18\nmethod:\n  alpha: 1.5\n")],
+          2, "r.yaml:4:10: method.alpha: expected a number in [0, 1], got '1.5'")
+    check("missing required", ["config", "check", config("m.yaml", "optim:\n  lr: 0.1\n")],
+          2, "m.yaml: student.arch: required key is missing (expected one of resnet18,")
+    check("missing file", ["config", "check", str(tmp / "nope.yaml")],
+          2, "nope.yaml: cannot read config file (No such file or directory)")
+    check("bad YAML syntax", ["config", "check", config("s.yaml", "student:\n  arch: [resnet18\n")],
+          2, "s.yaml:3:1: invalid YAML")
+    check("unknown arch", ["config", "check", config("a.yaml", "student:\n  arch: resnet19\n")],
+          2, "a.yaml:2:9: student.arch: expected one of resnet18, resnet34")
+    check("--set unknown key", ["config", "print", good, "--set", "optim.lrr=1"],
+          2, "--set optim.lrr=1: unknown key 'optim.lrr' (did you mean optim.lr?)")
+    check("--set wrong type", ["config", "print", good, "--set", "optim.lr=fast"],
+          2, "--set optim.lr=fast: optim.lr: expected a number > 0, got 'fast'")
+    check("cross-field", ["config", "check", good, "--set", "student.init=weights"],
+          2, "student.weights: required when student.init is weights")
+    check("unknown subcommand option", ["export", "--arch", "resnet18", "-o", "x.pth", "--bogus"], 2, "--bogus")
+    check("export unknown arch", ["export", "--arch", "resnet181", "--init", "random", "-o", str(tmp / "x.pth")],
+          2, "unknown student architecture 'resnet181' (did you mean resnet18?)")
+    check("export without source", ["export", "--arch", "resnet18", "-o", str(tmp / "x.pth")],
+          2, "give exactly one of --weights FILE or --init random")
+    corrupt = tmp / "corrupt.pth"
+    corrupt.write_bytes(b"PK\x03\x04" + os.urandom(200))
+    check("export corrupt weights", ["export", "--arch", "resnet18", "--weights", str(corrupt), "-o", str(tmp / "x.pth")],
+          1, f"{corrupt}: not a torch.save zip archive")
+    junk = tmp / "junk.bin"
+    junk.write_bytes(b"hello world, not weights")
+    check("export unknown format", ["export", "--arch", "resnet18", "--weights", str(junk), "-o", str(tmp / "x.pth")],
+          1, f"{junk}: unknown weights format")
+    subprocess.run([LGD, "export", "--arch", "resnet18", "--init", "random", "-o", str(tmp / "r18.safetensors")], check=True,
+                   capture_output=True)
+    check("export weights of another arch", ["export", "--arch", "resnet34", "--weights", str(tmp / "r18.safetensors"),
+                                             "-o", str(tmp / "x.pth")],
+          1, "r18.safetensors: holds weights of resnet18, expected resnet34")
+    subprocess.run([LGD, "export", "--arch", "resnet18", "--init", "random", "--format", "torchvision", "-o",
+                    str(tmp / "r18.pth")], check=True, capture_output=True)
+    check("export weights with missing keys", ["export", "--arch", "resnet34", "--weights", str(tmp / "r18.pth"),
+                                               "-o", str(tmp / "x.pth")],
+          1, "r18.pth: missing 96 key(s): layer1.2.conv1.weight")
+    check("export into a missing directory", ["export", "--arch", "resnet18", "--init", "random", "-o",
+                                              str(tmp / "no" / "x.pth")],
+          1, "does not exist")
+    check("bad log level", ["--log-level", "loud", "info"], 2, "--log-level: unknown level 'loud'")
+
+    # Valid input still works and prints the resolved config.
+    done = subprocess.run([LGD, "config", "print", good, "--set", "method.alpha=1"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "optim:\n  lr: 0.05\n" in done.stdout and "  alpha: 1.0\n" in done.stdout, done.stdout
+    assert not list(tmp.glob("*.tmp.*")), "a temporary file was left behind"
+
+if failures:
+    sys.exit("\n".join(failures))
+print("all error cases give one line and the right exit code")
