@@ -26,7 +26,8 @@ struct ExportArgs {
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 int run_export(const ExportArgs& a) {
@@ -34,7 +35,8 @@ int run_export(const ExportArgs& a) {
   if (a.weights.empty() == a.init.empty())
     throw UsageError("lgd export: give exactly one of --weights FILE or --init random");
   const exporting::WeightsFormat format = exporting::parse_format(
-      !a.format.empty() ? a.format : (ends_with(a.output, ".safetensors") ? "safetensors" : "torchvision"));
+      !a.format.empty() ? a.format
+                        : (ends_with(a.output, ".safetensors") ? "safetensors" : "torchvision"));
 
   exporting::StudentWeights w;
   if (!a.init.empty()) {
@@ -60,12 +62,14 @@ int run_export(const ExportArgs& a) {
                                {"num_classes", std::to_string(w.student->num_classes())},
                                {"feature_dim", std::to_string(w.student->feature_dim())},
                                {"lgd_version", version()}};
-  if (w.head) metadata["embed_dim"] = std::to_string(w.head->children().back()->parameters()[0].size(0));
+  if (w.head)
+    metadata["embed_dim"] = std::to_string(w.head->children().back()->parameters()[0].size(0));
   exporting::write_weights(a.output, tensors, format, metadata);
-  spdlog::info("[export] wrote {} ({} tensors, {} classes{}) as {} to {}", a.arch, tensors.size(),
-               w.student->num_classes(), w.head ? ", with head" : "",
-               format == exporting::WeightsFormat::kSafetensors ? "safetensors" : "torchvision .pth",
-               a.output);
+  spdlog::info(
+      "[export] wrote {} ({} tensors, {} classes{}) as {} to {}", a.arch, tensors.size(),
+      w.student->num_classes(), w.head ? ", with head" : "",
+      format == exporting::WeightsFormat::kSafetensors ? "safetensors" : "torchvision .pth",
+      a.output);
   return 0;
 }
 
@@ -88,8 +92,9 @@ void add_export_command(CLI::App& app, Commands& commands) {
                                   "Source weights: a torch.save .pth (torchvision state dict, "
                                   "lgd export) or a .safetensors file")
                       ->check(CLI::ExistingFile);
-  auto* init = cmd->add_option("--init", a->init, "Initialise instead of loading: 'random' "
-                                                  "(torchvision's scheme, seeded by --seed)")
+  auto* init = cmd->add_option("--init", a->init,
+                               "Initialise instead of loading: 'random' "
+                               "(torchvision's scheme, seeded by --seed)")
                    ->check(CLI::IsMember({"random"}));
   weights->excludes(init);
   cmd->add_option("--seed", a->seed, "Seed of the random initialisation")->capture_default_str();
@@ -100,11 +105,13 @@ void add_export_command(CLI::App& app, Commands& commands) {
                   "torchvision (.pth for torch.load) or safetensors; default from the output "
                   "extension (.safetensors, else torchvision)")
       ->check(CLI::IsMember({"torchvision", "safetensors"}));
-  cmd->add_option("-o,--output", a->output, "Output file (written to a temporary file, then renamed)")
+  cmd->add_option("-o,--output", a->output,
+                  "Output file (written to a temporary file, then renamed)")
       ->required();
   cmd->add_flag("--with-head", a->with_head,
                 "Also export LGD's projection head under 'head.' (Linear(F,F)-ReLU-Linear(F,D))");
-  cmd->add_option("--embed-dim", a->embed_dim, "Head output width D, for --with-head --init random");
+  cmd->add_option("--embed-dim", a->embed_dim,
+                  "Head output width D, for --with-head --init random");
   commands.push_back({cmd, [a] { return run_export(*a); }});
 }
 

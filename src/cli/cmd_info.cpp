@@ -15,26 +15,28 @@ namespace lgd::cli {
 void add_info_command(CLI::App& app, Commands& commands) {
   auto* cmd = app.add_subcommand(
       "info", "List the student architectures (parameters, feature width) and the LibTorch build");
-  commands.push_back({cmd, [] {
-    std::printf("lgd %s, LibTorch %s\n", version(), torch_version().c_str());
-    std::printf("CUDA: %s", compat::cuda_available() ? "available" : "not available");
-    if (compat::cuda_available()) std::printf(" (%d device(s))", compat::cuda_device_count());
-    std::printf("\nCPU threads: %d intra-op (of %u hardware threads)\n\n",
-                torch::get_num_threads(), std::thread::hardware_concurrency());
-    std::printf("%-20s %14s %16s %9s\n", "student", "backbone params", "with fc (1000)",
-                "feature F");
-    for (const auto& a : models::architectures()) {
-      const auto backbone = models::create_student(a.name, {0});
-      const auto full = models::create_student(a.name, {1000});
-      std::printf("%-20s %15lld %16lld %9lld\n", a.name.c_str(),
-                  static_cast<long long>(models::parameter_count(*backbone)),
-                  static_cast<long long>(models::parameter_count(*full)),
-                  static_cast<long long>(a.feature_dim));
-    }
-    std::printf("\nEvery student's parameter names equal torchvision's; the projection head\n"
-                "Linear(F,F)-ReLU-Linear(F,D) is kept apart under 'head.'.\n");
-    return 0;
-  }});
+  commands.push_back(
+      {cmd, [] {
+         std::printf("lgd %s, LibTorch %s\n", version(), torch_version().c_str());
+         std::printf("CUDA: %s", compat::cuda_available() ? "available" : "not available");
+         if (compat::cuda_available()) std::printf(" (%d device(s))", compat::cuda_device_count());
+         std::printf("\nCPU threads: %d intra-op (of %u hardware threads)\n\n",
+                     torch::get_num_threads(), std::thread::hardware_concurrency());
+         std::printf("%-20s %14s %16s %9s\n", "student", "backbone params", "with fc (1000)",
+                     "feature F");
+         for (const auto& a : models::architectures()) {
+           const auto backbone = models::create_student(a.name, {0});
+           const auto full = models::create_student(a.name, {1000});
+           std::printf("%-20s %15lld %16lld %9lld\n", a.name.c_str(),
+                       static_cast<long long>(models::parameter_count(*backbone)),
+                       static_cast<long long>(models::parameter_count(*full)),
+                       static_cast<long long>(a.feature_dim));
+         }
+         std::printf(
+             "\nEvery student's parameter names equal torchvision's; the projection head\n"
+             "Linear(F,F)-ReLU-Linear(F,D) is kept apart under 'head.'.\n");
+         return 0;
+       }});
 }
 
 }  // namespace lgd::cli

@@ -2,15 +2,14 @@
 // Each subcommand registers its options on the CLI11 app and an action that main runs
 // after parsing, inside one error handler.
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <vector>
 
 namespace lgd::cli {
 
 struct Command {
-  CLI::App* app;              // the subcommand (or sub-subcommand) that selects the action
-  std::function<int()> run;   // returns the exit code
+  CLI::App* app;             // the subcommand (or sub-subcommand) that selects the action
+  std::function<int()> run;  // returns the exit code
 };
 using Commands = std::vector<Command>;
 

@@ -59,7 +59,8 @@ FieldSet describe(RunConfig& c) {
   f.add("optim.epochs", &c.optim.epochs, "Training epochs.").at_least(1);
   f.add("optim.warmup_epochs", &c.optim.warmup_epochs, "Linear warm-up epochs.").at_least(0);
   f.add("optim.schedule", &c.optim.schedule,
-        "cosine: per-iteration warm-up and cosine; reference: the reference script's per-epoch steps.")
+        "cosine: per-iteration warm-up and cosine; reference: the reference script's per-epoch "
+        "steps.")
       .one_of({"cosine", "reference"});
   f.add("optim.accumulate", &c.optim.accumulate, "Gradient accumulation steps.").at_least(1);
   f.add("optim.clip_grad", &c.optim.clip_grad, "Maximum gradient norm; 0 disables clipping.")
@@ -95,9 +96,9 @@ void check_consistency(const RunConfig& c, const Origins& origins, const std::st
                       ": student.weights is set but student.init is random (expected "
                       "student.init: weights)");
   if (c.optim.warmup_epochs > c.optim.epochs)
-    throw ConfigError(where("optim.warmup_epochs") + ": optim.warmup_epochs: " +
-                      std::to_string(c.optim.warmup_epochs) + " exceeds optim.epochs (" +
-                      std::to_string(c.optim.epochs) + ")");
+    throw ConfigError(where("optim.warmup_epochs") +
+                      ": optim.warmup_epochs: " + std::to_string(c.optim.warmup_epochs) +
+                      " exceeds optim.epochs (" + std::to_string(c.optim.epochs) + ")");
 }
 
 }  // namespace

@@ -5,16 +5,12 @@
 #include <cstdlib>
 
 #include "lgd/core/text_distance.h"
+#include "overloaded.h"
 
 namespace lgd::config {
 namespace {
 
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
+using lgd::detail::Overloaded;
 
 // Shortest decimal form that reads back to the same double.
 std::string format_double(double v) {

@@ -11,16 +11,12 @@
 
 #include "lgd/core/errors.h"
 #include "lgd/core/text_distance.h"
+#include "overloaded.h"
 
 namespace lgd::config {
 namespace {
 
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
+using lgd::detail::Overloaded;
 
 std::string location(const std::string& source, const YAML::Mark& mark) {
   if (mark.is_null()) return source;
@@ -29,10 +25,14 @@ std::string location(const std::string& source, const YAML::Mark& mark) {
 
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Null: return "nothing (null)";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    default: return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Null:
+      return "nothing (null)";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "'" + node.Scalar() + "'";
   }
 }
 
@@ -59,64 +59,66 @@ bool parse_bool(const std::string& s, bool& out) {
 // Stores `node` into `field` or throws a ConfigError naming `where`.
 void set_value(Field& field, const YAML::Node& node, const std::string& where) {
   const bool scalar = node.IsScalar();
-  std::visit(
-      Overloaded{
-          [&](bool* target) {
-            if (!scalar || !parse_bool(node.Scalar(), *target)) fail_value(field, node, where);
-          },
-          [&](std::int64_t* target) {
-            if (!scalar) fail_value(field, node, where);
-            const std::string& s = node.Scalar();
-            char* end = nullptr;
-            errno = 0;
-            const long long v = std::strtoll(s.c_str(), &end, 10);
-            if (s.empty() || *end != '\0' || errno == ERANGE) fail_value(field, node, where);
-            check_range(field, static_cast<double>(v), node, where);
-            *target = v;
-          },
-          [&](double* target) {
-            if (!scalar) fail_value(field, node, where);
-            const std::string& s = node.Scalar();
-            char* end = nullptr;
-            const double v = std::strtod(s.c_str(), &end);
-            if (s.empty() || *end != '\0' || !std::isfinite(v)) fail_value(field, node, where);
-            check_range(field, v, node, where);
-            *target = v;
-          },
-          [&](std::string* target) {
-            if (node.IsNull()) {
-              if (!field.choices.empty()) fail_value(field, node, where);
-              target->clear();
-              return;
-            }
-            if (!scalar) fail_value(field, node, where);
-            const std::string& s = node.Scalar();
-            if (!field.choices.empty()) {
-              bool ok = false;
-              for (const auto& c : field.choices) ok = ok || c == s;
-              if (!ok) {
-                std::string message = where + ": " + field.key + ": expected " +
-                                      field.expectation() + ", got '" + s + "'";
-                if (auto near = nearest(s, field.choices)) message += " (did you mean " + *near + "?)";
-                throw ConfigError(message);
-              }
-            }
-            *target = s;
-          },
-          [&](std::vector<std::string>* target) {
-            if (node.IsNull()) {
-              target->clear();
-              return;
-            }
-            if (!node.IsSequence()) fail_value(field, node, where);
-            std::vector<std::string> values;
-            for (const auto& item : node) {
-              if (!item.IsScalar()) fail_value(field, node, where);
-              values.push_back(item.Scalar());
-            }
-            *target = std::move(values);
-          }},
-      field.target);
+  std::visit(Overloaded{[&](bool* target) {
+                          if (!scalar || !parse_bool(node.Scalar(), *target))
+                            fail_value(field, node, where);
+                        },
+                        [&](std::int64_t* target) {
+                          if (!scalar) fail_value(field, node, where);
+                          const std::string& s = node.Scalar();
+                          char* end = nullptr;
+                          errno = 0;
+                          const long long v = std::strtoll(s.c_str(), &end, 10);
+                          if (s.empty() || *end != '\0' || errno == ERANGE)
+                            fail_value(field, node, where);
+                          check_range(field, static_cast<double>(v), node, where);
+                          *target = v;
+                        },
+                        [&](double* target) {
+                          if (!scalar) fail_value(field, node, where);
+                          const std::string& s = node.Scalar();
+                          char* end = nullptr;
+                          const double v = std::strtod(s.c_str(), &end);
+                          if (s.empty() || *end != '\0' || !std::isfinite(v))
+                            fail_value(field, node, where);
+                          check_range(field, v, node, where);
+                          *target = v;
+                        },
+                        [&](std::string* target) {
+                          if (node.IsNull()) {
+                            if (!field.choices.empty()) fail_value(field, node, where);
+                            target->clear();
+                            return;
+                          }
+                          if (!scalar) fail_value(field, node, where);
+                          const std::string& s = node.Scalar();
+                          if (!field.choices.empty()) {
+                            bool ok = false;
+                            for (const auto& c : field.choices) ok = ok || c == s;
+                            if (!ok) {
+                              std::string message = where + ": " + field.key + ": expected " +
+                                                    field.expectation() + ", got '" + s + "'";
+                              if (auto near = nearest(s, field.choices))
+                                message += " (did you mean " + *near + "?)";
+                              throw ConfigError(message);
+                            }
+                          }
+                          *target = s;
+                        },
+                        [&](std::vector<std::string>* target) {
+                          if (node.IsNull()) {
+                            target->clear();
+                            return;
+                          }
+                          if (!node.IsSequence()) fail_value(field, node, where);
+                          std::vector<std::string> values;
+                          for (const auto& item : node) {
+                            if (!item.IsScalar()) fail_value(field, node, where);
+                            values.push_back(item.Scalar());
+                          }
+                          *target = std::move(values);
+                        }},
+             field.target);
 }
 
 std::vector<std::string> keys_and_sections(const FieldSet& fields) {
@@ -133,7 +135,8 @@ std::vector<std::string> keys_and_sections(const FieldSet& fields) {
 [[noreturn]] void fail_unknown(const FieldSet& fields, const std::string& key,
                                const std::string& where) {
   std::string message = where + ": unknown key '" + key + "'";
-  if (auto near = nearest(key, keys_and_sections(fields))) message += " (did you mean " + *near + "?)";
+  if (auto near = nearest(key, keys_and_sections(fields)))
+    message += " (did you mean " + *near + "?)";
   throw ConfigError(message);
 }
 
@@ -143,7 +146,8 @@ void walk(FieldSet& fields, const YAML::Node& map, const std::string& prefix,
     const std::string where = location(source, entry.first.Mark());
     if (!entry.first.IsScalar())
       throw ConfigError(where + ": expected a key name, got " + describe(entry.first));
-    const std::string key = prefix.empty() ? entry.first.Scalar() : prefix + "." + entry.first.Scalar();
+    const std::string key =
+        prefix.empty() ? entry.first.Scalar() : prefix + "." + entry.first.Scalar();
     if (Field* field = fields.find(key)) {
       set_value(*field, entry.second, location(source, entry.second.Mark()));
       origins[key] = where;
@@ -200,8 +204,8 @@ void apply_override(FieldSet& fields, const std::string& assignment, Origins& or
   Field* field = fields.find(key);
   if (!field) {
     if (fields.is_section(key))
-      throw ConfigError(where + ": '" + key + "' is a section; set one of its keys, e.g. " +
-                        key + "." + [&] {
+      throw ConfigError(where + ": '" + key + "' is a section; set one of its keys, e.g. " + key +
+                        "." + [&] {
                           for (const auto& f : fields.fields())
                             if (f.key.rfind(key + ".", 0) == 0) return f.key.substr(key.size() + 1);
                           return std::string();
@@ -248,8 +252,8 @@ std::string reference_markdown(const FieldSet& fields) {
     std::string allowed = f.choices.empty() ? "" : join(f.choices, ", ");
     if (allowed.empty() && (f.min || f.max)) allowed = f.expectation();
     std::string value = f.is_required ? "(required)" : "`" + f.value_string() + "`";
-    out << "| `" << f.key << "` | " << f.type_name() << " | " << value << " | " << allowed
-        << " | " << f.help << " |\n";
+    out << "| `" << f.key << "` | " << f.type_name() << " | " << value << " | " << allowed << " | "
+        << f.help << " |\n";
   }
   return out.str();
 }

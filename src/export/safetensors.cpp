@@ -16,9 +16,10 @@ struct DtypeName {
   const char* name;
 };
 constexpr DtypeName kDtypes[] = {
-    {torch::kFloat64, "F64"}, {torch::kFloat32, "F32"}, {torch::kFloat16, "F16"},
-    {torch::kBFloat16, "BF16"}, {torch::kInt64, "I64"}, {torch::kInt32, "I32"},
-    {torch::kInt16, "I16"}, {torch::kInt8, "I8"}, {torch::kUInt8, "U8"}, {torch::kBool, "BOOL"},
+    {torch::kFloat64, "F64"},   {torch::kFloat32, "F32"}, {torch::kFloat16, "F16"},
+    {torch::kBFloat16, "BF16"}, {torch::kInt64, "I64"},   {torch::kInt32, "I32"},
+    {torch::kInt16, "I16"},     {torch::kInt8, "I8"},     {torch::kUInt8, "U8"},
+    {torch::kBool, "BOOL"},
 };
 
 std::string dtype_name(torch::ScalarType t, const std::string& key) {
@@ -118,7 +119,8 @@ SafetensorsFile parse_safetensors(const std::vector<char>& bytes, const std::str
       const std::string key = entry.first.as<std::string>();
       const YAML::Node& info = entry.second;
       if (key == "__metadata__") {
-        for (const auto& m : info) file.metadata[m.first.as<std::string>()] = m.second.as<std::string>();
+        for (const auto& m : info)
+          file.metadata[m.first.as<std::string>()] = m.second.as<std::string>();
         continue;
       }
       const std::string dtype = info["dtype"].as<std::string>();

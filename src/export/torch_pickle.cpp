@@ -17,14 +17,26 @@ namespace {
 struct PyObject;
 using PyRef = std::shared_ptr<PyObject>;
 struct PyObject {
-  enum class Kind { kNone, kBool, kInt, kFloat, kString, kTuple, kList, kDict, kGlobal, kTensor, kOpaque };
+  enum class Kind {
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kTuple,
+    kList,
+    kDict,
+    kGlobal,
+    kTensor,
+    kOpaque
+  };
   Kind kind = Kind::kNone;
   std::int64_t integer = 0;
   double real = 0;
-  std::string text;  // kString; kGlobal and kOpaque: "module.name"
-  std::vector<PyRef> items;                           // kTuple, kList
-  std::vector<std::pair<PyRef, PyRef>> entries;       // kDict, in insertion order
-  torch::Tensor tensor;                               // kTensor (also storages, 1-D)
+  std::string text;                              // kString; kGlobal and kOpaque: "module.name"
+  std::vector<PyRef> items;                      // kTuple, kList
+  std::vector<std::pair<PyRef, PyRef>> entries;  // kDict, in insertion order
+  torch::Tensor tensor;                          // kTensor (also storages, 1-D)
 };
 
 PyRef make(PyObject::Kind kind) {
@@ -38,11 +50,11 @@ struct StorageType {
   torch::ScalarType type;
 };
 constexpr StorageType kStorageTypes[] = {
-    {"torch.FloatStorage", torch::kFloat32},   {"torch.DoubleStorage", torch::kFloat64},
-    {"torch.HalfStorage", torch::kFloat16},    {"torch.BFloat16Storage", torch::kBFloat16},
-    {"torch.LongStorage", torch::kInt64},      {"torch.IntStorage", torch::kInt32},
-    {"torch.ShortStorage", torch::kInt16},     {"torch.CharStorage", torch::kInt8},
-    {"torch.ByteStorage", torch::kUInt8},      {"torch.BoolStorage", torch::kBool},
+    {"torch.FloatStorage", torch::kFloat32}, {"torch.DoubleStorage", torch::kFloat64},
+    {"torch.HalfStorage", torch::kFloat16},  {"torch.BFloat16Storage", torch::kBFloat16},
+    {"torch.LongStorage", torch::kInt64},    {"torch.IntStorage", torch::kInt32},
+    {"torch.ShortStorage", torch::kInt16},   {"torch.CharStorage", torch::kInt8},
+    {"torch.ByteStorage", torch::kUInt8},    {"torch.BoolStorage", torch::kBool},
 };
 
 class Unpickler {
@@ -55,48 +67,88 @@ class Unpickler {
     while (true) {
       const auto op = static_cast<unsigned char>(byte());
       switch (op) {
-        case 0x80: byte(); break;                     // PROTO
-        case 0x95: bytes(8); break;                   // FRAME
-        case '}': push(make(PyObject::Kind::kDict)); break;
-        case ']': push(make(PyObject::Kind::kList)); break;
-        case ')': push(make(PyObject::Kind::kTuple)); break;
-        case '(': marks_.push_back(stack_.size()); break;
-        case 't': push(tuple(pop_to_mark())); break;
-        case 0x85: case 0x86: case 0x87: {            // TUPLE1..3
+        case 0x80:
+          byte();
+          break;  // PROTO
+        case 0x95:
+          bytes(8);
+          break;  // FRAME
+        case '}':
+          push(make(PyObject::Kind::kDict));
+          break;
+        case ']':
+          push(make(PyObject::Kind::kList));
+          break;
+        case ')':
+          push(make(PyObject::Kind::kTuple));
+          break;
+        case '(':
+          marks_.push_back(stack_.size());
+          break;
+        case 't':
+          push(tuple(pop_to_mark()));
+          break;
+        case 0x85:
+        case 0x86:
+        case 0x87: {  // TUPLE1..3
           const std::size_t n = op - 0x84;
           std::vector<PyRef> items(stack_.end() - n, stack_.end());
           stack_.resize(stack_.size() - n);
           push(tuple(std::move(items)));
           break;
         }
-        case 'q': memo_[static_cast<unsigned char>(byte())] = top(); break;  // BINPUT
-        case 'r': memo_[u32()] = top(); break;                                // LONG_BINPUT
-        case 0x94: memo_[static_cast<std::uint32_t>(memo_.size())] = top(); break;  // MEMOIZE
-        case 'h': push(memo(static_cast<unsigned char>(byte()))); break;     // BINGET
-        case 'j': push(memo(u32())); break;                                   // LONG_BINGET
-        case 'c': {                                                           // GLOBAL
+        case 'q':
+          memo_[static_cast<unsigned char>(byte())] = top();
+          break;  // BINPUT
+        case 'r':
+          memo_[u32()] = top();
+          break;  // LONG_BINPUT
+        case 0x94:
+          memo_[static_cast<std::uint32_t>(memo_.size())] = top();
+          break;  // MEMOIZE
+        case 'h':
+          push(memo(static_cast<unsigned char>(byte())));
+          break;  // BINGET
+        case 'j':
+          push(memo(u32()));
+          break;     // LONG_BINGET
+        case 'c': {  // GLOBAL
           std::string module = line(), name = line();
           push(global(module + "." + name));
           break;
         }
-        case 0x93: {                                                          // STACK_GLOBAL
+        case 0x93: {  // STACK_GLOBAL
           auto name = pop(), module = pop();
           push(global(module->text + "." + name->text));
           break;
         }
-        case 'X': push(string(bytes(u32()))); break;                          // BINUNICODE
-        case 0x8c: push(string(bytes(static_cast<unsigned char>(byte())))); break;
-        case 'B': push(string(bytes(u32()))); break;                          // BINBYTES
-        case 'C': push(string(bytes(static_cast<unsigned char>(byte())))); break;
-        case 'J': push(integer(static_cast<std::int32_t>(u32()))); break;      // BININT
-        case 'K': push(integer(static_cast<unsigned char>(byte()))); break;   // BININT1
-        case 'M': {                                                           // BININT2
+        case 'X':
+          push(string(bytes(u32())));
+          break;  // BINUNICODE
+        case 0x8c:
+          push(string(bytes(static_cast<unsigned char>(byte()))));
+          break;
+        case 'B':
+          push(string(bytes(u32())));
+          break;  // BINBYTES
+        case 'C':
+          push(string(bytes(static_cast<unsigned char>(byte()))));
+          break;
+        case 'J':
+          push(integer(static_cast<std::int32_t>(u32())));
+          break;  // BININT
+        case 'K':
+          push(integer(static_cast<unsigned char>(byte())));
+          break;     // BININT1
+        case 'M': {  // BININT2
           const std::string b = bytes(2);
           push(integer(static_cast<unsigned char>(b[0]) | (static_cast<unsigned char>(b[1]) << 8)));
           break;
         }
-        case 0x8a: push(integer(long1(static_cast<unsigned char>(byte())))); break;  // LONG1
-        case 'G': {                                                           // BINFLOAT
+        case 0x8a:
+          push(integer(long1(static_cast<unsigned char>(byte()))));
+          break;     // LONG1
+        case 'G': {  // BINFLOAT
           const std::string b = bytes(8);
           std::uint64_t bits = 0;
           for (char c : b) bits = (bits << 8) | static_cast<unsigned char>(c);
@@ -105,44 +157,53 @@ class Unpickler {
           push(o);
           break;
         }
-        case 'N': push(make(PyObject::Kind::kNone)); break;
-        case 0x88: case 0x89: {
+        case 'N':
+          push(make(PyObject::Kind::kNone));
+          break;
+        case 0x88:
+        case 0x89: {
           auto o = make(PyObject::Kind::kBool);
           o->integer = op == 0x88;
           push(o);
           break;
         }
-        case 'R': case 0x81: {                                                // REDUCE, NEWOBJ
+        case 'R':
+        case 0x81: {  // REDUCE, NEWOBJ
           auto args = pop();
           auto callable = pop();
           push(call(callable, args));
           break;
         }
-        case 'b': pop(); break;  // BUILD: object state (OrderedDict._metadata etc.) is not needed
-        case 's': {                                                           // SETITEM
+        case 'b':
+          pop();
+          break;     // BUILD: object state (OrderedDict._metadata etc.) is not needed
+        case 's': {  // SETITEM
           auto value = pop(), key = pop();
           dict_of(top())->entries.emplace_back(key, value);
           break;
         }
-        case 'u': {                                                           // SETITEMS
+        case 'u': {  // SETITEMS
           auto items = pop_to_mark();
           auto dict = dict_of(top());
           for (std::size_t i = 0; i + 1 < items.size(); i += 2)
             dict->entries.emplace_back(items[i], items[i + 1]);
           break;
         }
-        case 'a': {                                                           // APPEND
+        case 'a': {  // APPEND
           auto value = pop();
           top()->items.push_back(value);
           break;
         }
-        case 'e': {                                                           // APPENDS
+        case 'e': {  // APPENDS
           auto items = pop_to_mark();
           for (auto& v : items) top()->items.push_back(v);
           break;
         }
-        case 'Q': push(persistent(pop())); break;                             // BINPERSID
-        case '.': return pop();                                               // STOP
+        case 'Q':
+          push(persistent(pop()));
+          break;  // BINPERSID
+        case '.':
+          return pop();  // STOP
         default: {
           char hex[8];
           std::snprintf(hex, sizeof hex, "0x%02x", op);
@@ -323,7 +384,8 @@ bool looks_like_zip(const std::vector<char>& bytes) {
 
 std::vector<char> torch_save_bytes(const models::NamedTensors& tensors) {
   c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [key, tensor] : tensors) dict.insert(key, tensor.detach().to(torch::kCPU).contiguous());
+  for (const auto& [key, tensor] : tensors)
+    dict.insert(key, tensor.detach().to(torch::kCPU).contiguous());
   return torch::pickle_save(dict);
 }
 
@@ -340,7 +402,8 @@ models::NamedTensors read_torch_state_dict(const std::string& path) {
     if (std::string(static_cast<const char*>(ptr.get()), size) != "little")
       throw IoError(path + ": big-endian torch.save archives are not supported");
   }
-  if (!archive->hasRecord("data.pkl")) throw IoError(path + ": torch.save archive without data.pkl");
+  if (!archive->hasRecord("data.pkl"))
+    throw IoError(path + ": torch.save archive without data.pkl");
   auto [ptr, size] = archive->getRecord("data.pkl");
   const std::vector<char> pickle(static_cast<const char*>(ptr.get()),
                                  static_cast<const char*>(ptr.get()) + size);
@@ -354,8 +417,9 @@ models::NamedTensors read_torch_state_dict(const std::string& path) {
     }
   }
   if (!is_tensor_dict(root))
-    throw IoError(path + ": expected a state dict (a dict of name -> tensor, or a checkpoint "
-                         "with one under 'state_dict', 'model' or 'student')");
+    throw IoError(path +
+                  ": expected a state dict (a dict of name -> tensor, or a checkpoint "
+                  "with one under 'state_dict', 'model' or 'student')");
   models::NamedTensors out;
   bool all_module = true;
   for (const auto& [k, v] : root->entries) {

@@ -37,8 +37,9 @@ WeightsFile read_weights(const std::string& path) {
     SafetensorsFile file = parse_safetensors(bytes, path);
     return WeightsFile{std::move(file.tensors), std::move(file.metadata)};
   }
-  throw IoError(path + ": unknown weights format (expected a torch.save .pth zip archive or a "
-                       ".safetensors file)");
+  throw IoError(path +
+                ": unknown weights format (expected a torch.save .pth zip archive or a "
+                ".safetensors file)");
 }
 
 void write_weights(const std::string& path, const models::NamedTensors& tensors,
@@ -59,8 +60,10 @@ StudentWeights load_student_weights(const std::string& arch, const std::string& 
   // Split the head (keys "head.*") from the student's keys.
   models::NamedTensors student_keys, head_keys;
   for (auto& entry : file.tensors) {
-    if (starts_with(entry.first, "head.")) head_keys.emplace_back(entry.first.substr(5), entry.second);
-    else student_keys.push_back(entry);
+    if (starts_with(entry.first, "head."))
+      head_keys.emplace_back(entry.first.substr(5), entry.second);
+    else
+      student_keys.push_back(entry);
   }
 
   StudentWeights out;

@@ -29,8 +29,8 @@ class MBConvImpl : public torch::nn::Module {
     Stack block;
     if (expanded != in) block->push_back(conv_norm_act(in, expanded, 1, 1, 1, Act::kSiLU));
     block->push_back(conv_norm_act(expanded, expanded, kernel, stride, expanded, Act::kSiLU));
-    block->push_back(SqueezeExcitation(expanded, std::max<std::int64_t>(1, in / 4), Act::kSiLU,
-                                       Act::kSigmoid));
+    block->push_back(
+        SqueezeExcitation(expanded, std::max<std::int64_t>(1, in / 4), Act::kSiLU, Act::kSigmoid));
     block->push_back(conv_norm_act(expanded, out, 1, 1, 1, Act::kNone));
     block_ = register_module("block", block);
   }
@@ -51,14 +51,15 @@ struct StageConfig {
 };
 
 const std::vector<StageConfig> kB0 = {
-    {1, 3, 1, 32, 16, 1},  {6, 3, 2, 16, 24, 2},   {6, 5, 2, 24, 40, 2},  {6, 3, 2, 40, 80, 3},
+    {1, 3, 1, 32, 16, 1},  {6, 3, 2, 16, 24, 2},   {6, 5, 2, 24, 40, 2},   {6, 3, 2, 40, 80, 3},
     {6, 5, 1, 80, 112, 3}, {6, 5, 2, 112, 192, 4}, {6, 3, 1, 192, 320, 1},
 };
 constexpr double kStochasticDepth = 0.2;
 
-class EfficientNet : public Student {
+class EfficientNet : public FeaturesClassifierStudent {
  public:
-  explicit EfficientNet(std::int64_t num_classes) : Student("efficientnet_b0", 1280, num_classes) {
+  explicit EfficientNet(std::int64_t num_classes)
+      : FeaturesClassifierStudent("efficientnet_b0", 1280, num_classes) {
     Stack features;
     features->push_back(conv_norm_act(3, kB0.front().in, 3, 2, 1, Act::kSiLU));
     std::int64_t total_blocks = 0;
@@ -76,12 +77,11 @@ class EfficientNet : public Student {
     }
     const std::int64_t last_in = kB0.back().out;
     features->push_back(conv_norm_act(last_in, 4 * last_in, 1, 1, 1, Act::kSiLU));
-    features_ = register_module("features", features);
+    Stack classifier{nullptr};
     if (num_classes > 0) {
-      classifier_ = register_module(
-          "classifier", Stack(torch::nn::Dropout(0.2),
-                                              torch::nn::Linear(4 * last_in, num_classes)));
+      classifier = Stack(torch::nn::Dropout(0.2), torch::nn::Linear(4 * last_in, num_classes));
     }
+    set_stacks(features, classifier);
     init_conv_and_norm(*this);
     torch::NoGradGuard no_grad;
     for (auto& module : modules(/*include_self=*/false)) {
@@ -92,18 +92,6 @@ class EfficientNet : public Student {
       }
     }
   }
-
-  torch::Tensor features(const torch::Tensor& images) override {
-    return global_pool(features_->forward(images));
-  }
-  std::string classifier_prefix() const override { return "classifier."; }
-
- protected:
-  torch::Tensor classify(const torch::Tensor& f) override { return classifier_->forward(f); }
-
- private:
-  Stack features_{nullptr};
-  Stack classifier_{nullptr};
 };
 
 }  // namespace

@@ -4,13 +4,20 @@ namespace lgd::models::detail {
 
 torch::Tensor activate(Act act, const torch::Tensor& x) {
   switch (act) {
-    case Act::kNone: return x;
-    case Act::kReLU: return torch::relu(x);
-    case Act::kReLU6: return torch::clamp(x, 0.0, 6.0);
-    case Act::kHardswish: return torch::hardswish(x);
-    case Act::kSiLU: return torch::silu(x);
-    case Act::kSigmoid: return torch::sigmoid(x);
-    case Act::kHardsigmoid: return torch::hardsigmoid(x);
+    case Act::kNone:
+      return x;
+    case Act::kReLU:
+      return torch::relu(x);
+    case Act::kReLU6:
+      return torch::clamp(x, 0.0, 6.0);
+    case Act::kHardswish:
+      return torch::hardswish(x);
+    case Act::kSiLU:
+      return torch::silu(x);
+    case Act::kSigmoid:
+      return torch::sigmoid(x);
+    case Act::kHardsigmoid:
+      return torch::hardsigmoid(x);
   }
   return x;
 }
@@ -28,9 +35,8 @@ torch::Tensor SqueezeExcitationImpl::forward(const torch::Tensor& x) {
   return scale * x;
 }
 
-Stack conv_norm_act(std::int64_t in, std::int64_t out, std::int64_t kernel,
-                                    std::int64_t stride, std::int64_t groups, Act act,
-                                    BatchNormSpec bn, std::int64_t dilation) {
+Stack conv_norm_act(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride,
+                    std::int64_t groups, Act act, BatchNormSpec bn, std::int64_t dilation) {
   Stack seq;
   seq->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
                                        .stride(stride)

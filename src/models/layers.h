@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "lgd/models/student.h"
+
 namespace lgd::models::detail {
 
 enum class Act { kNone, kReLU, kReLU6, kHardswish, kSiLU, kSigmoid, kHardsigmoid };
@@ -49,9 +51,8 @@ struct BatchNormSpec {
 
 // torchvision.ops.Conv2dNormActivation: Conv2d(bias=False) -> BatchNorm2d [-> activation],
 // padding (k - 1) / 2 * dilation.
-Stack conv_norm_act(std::int64_t in, std::int64_t out, std::int64_t kernel,
-                                    std::int64_t stride, std::int64_t groups, Act act,
-                                    BatchNormSpec bn = {}, std::int64_t dilation = 1);
+Stack conv_norm_act(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride,
+                    std::int64_t groups, Act act, BatchNormSpec bn = {}, std::int64_t dilation = 1);
 
 // torchvision's _make_divisible.
 std::int64_t make_divisible(double value, std::int64_t divisor = 8);
@@ -65,5 +66,28 @@ void init_linear_normal(torch::nn::Module& root, double std);
 
 // Global average pool + flatten: [B, C, H, W] -> [B, C].
 torch::Tensor global_pool(const torch::Tensor& x);
+
+// A student laid out as torchvision's MobileNets and EfficientNets: `features` (a stack
+// ending in the last feature map), global average pool, optional `classifier` stack.
+class FeaturesClassifierStudent : public Student {
+ public:
+  using Student::Student;
+  torch::Tensor features(const torch::Tensor& images) override {
+    return global_pool(features_->forward(images));
+  }
+  std::string classifier_prefix() const override { return "classifier."; }
+
+ protected:
+  // Registers both stacks (the classifier only when it is non-null) in torchvision's order.
+  void set_stacks(Stack features, Stack classifier) {
+    features_ = register_module("features", std::move(features));
+    if (classifier) classifier_ = register_module("classifier", std::move(classifier));
+  }
+  torch::Tensor classify(const torch::Tensor& f) override { return classifier_->forward(f); }
+
+ private:
+  Stack features_{nullptr};
+  Stack classifier_{nullptr};
+};
 
 }  // namespace lgd::models::detail

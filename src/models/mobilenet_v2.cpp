@@ -28,12 +28,13 @@ class InvertedResidualImpl : public torch::nn::Module {
   Stack conv_{nullptr};
 };
 
-class MobileNetV2 : public Student {
+class MobileNetV2 : public FeaturesClassifierStudent {
  public:
-  explicit MobileNetV2(std::int64_t num_classes) : Student("mobilenet_v2", 1280, num_classes) {
+  explicit MobileNetV2(std::int64_t num_classes)
+      : FeaturesClassifierStudent("mobilenet_v2", 1280, num_classes) {
     // t (expansion), c (channels), n (repeats), s (first stride)
-    const std::int64_t settings[7][4] = {{1, 16, 1, 1},  {6, 24, 2, 2},  {6, 32, 3, 2},
-                                         {6, 64, 4, 2},  {6, 96, 3, 1},  {6, 160, 3, 2},
+    const std::int64_t settings[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2},
+                                         {6, 64, 4, 2}, {6, 96, 3, 1}, {6, 160, 3, 2},
                                          {6, 320, 1, 1}};
     std::int64_t in = make_divisible(32);
     Stack features;
@@ -41,32 +42,20 @@ class MobileNetV2 : public Student {
     for (const auto& s : settings) {
       const std::int64_t out = make_divisible(static_cast<double>(s[1]));
       for (std::int64_t i = 0; i < s[2]; ++i) {
-        features->push_back(std::make_shared<InvertedResidualImpl>(in, out, i == 0 ? s[3] : 1, s[0]));
+        features->push_back(
+            std::make_shared<InvertedResidualImpl>(in, out, i == 0 ? s[3] : 1, s[0]));
         in = out;
       }
     }
     features->push_back(conv_norm_act(in, 1280, 1, 1, 1, Act::kReLU6));
-    features_ = register_module("features", features);
+    Stack classifier{nullptr};
     if (num_classes > 0) {
-      classifier_ = register_module(
-          "classifier", Stack(torch::nn::Dropout(0.2),
-                                              torch::nn::Linear(1280, num_classes)));
+      classifier = Stack(torch::nn::Dropout(0.2), torch::nn::Linear(1280, num_classes));
     }
+    set_stacks(features, classifier);
     init_conv_and_norm(*this);
     init_linear_normal(*this, /*std=*/0.01);
   }
-
-  torch::Tensor features(const torch::Tensor& images) override {
-    return global_pool(features_->forward(images));
-  }
-  std::string classifier_prefix() const override { return "classifier."; }
-
- protected:
-  torch::Tensor classify(const torch::Tensor& f) override { return classifier_->forward(f); }
-
- private:
-  Stack features_{nullptr};
-  Stack classifier_{nullptr};
 };
 
 }  // namespace

@@ -16,7 +16,8 @@ struct BlockConfig {
   std::int64_t stride;
 };
 
-// torchvision's mobilenetv3.InvertedResidual: self.block = [expand] -> depthwise -> [SE] -> project.
+// torchvision's mobilenetv3.InvertedResidual: self.block = [expand] -> depthwise -> [SE] ->
+// project.
 class InvertedResidualImpl : public torch::nn::Module {
  public:
   explicit InvertedResidualImpl(const BlockConfig& c)
@@ -24,7 +25,8 @@ class InvertedResidualImpl : public torch::nn::Module {
     const Act act = c.hardswish ? Act::kHardswish : Act::kReLU;
     Stack block;
     if (c.expanded != c.in) block->push_back(conv_norm_act(c.in, c.expanded, 1, 1, 1, act, kBn));
-    block->push_back(conv_norm_act(c.expanded, c.expanded, c.kernel, c.stride, c.expanded, act, kBn));
+    block->push_back(
+        conv_norm_act(c.expanded, c.expanded, c.kernel, c.stride, c.expanded, act, kBn));
     if (c.use_se) {
       block->push_back(SqueezeExcitation(c.expanded, make_divisible(c.expanded / 4), Act::kReLU,
                                          Act::kHardsigmoid));
@@ -43,13 +45,13 @@ class InvertedResidualImpl : public torch::nn::Module {
 };
 
 const std::vector<BlockConfig> kLarge = {
-    {16, 3, 16, 16, false, false, 1},   {16, 3, 64, 24, false, false, 2},
-    {24, 3, 72, 24, false, false, 1},   {24, 5, 72, 40, true, false, 2},
-    {40, 5, 120, 40, true, false, 1},   {40, 5, 120, 40, true, false, 1},
-    {40, 3, 240, 80, false, true, 2},   {80, 3, 200, 80, false, true, 1},
-    {80, 3, 184, 80, false, true, 1},   {80, 3, 184, 80, false, true, 1},
-    {80, 3, 480, 112, true, true, 1},   {112, 3, 672, 112, true, true, 1},
-    {112, 5, 672, 160, true, true, 2},  {160, 5, 960, 160, true, true, 1},
+    {16, 3, 16, 16, false, false, 1},  {16, 3, 64, 24, false, false, 2},
+    {24, 3, 72, 24, false, false, 1},  {24, 5, 72, 40, true, false, 2},
+    {40, 5, 120, 40, true, false, 1},  {40, 5, 120, 40, true, false, 1},
+    {40, 3, 240, 80, false, true, 2},  {80, 3, 200, 80, false, true, 1},
+    {80, 3, 184, 80, false, true, 1},  {80, 3, 184, 80, false, true, 1},
+    {80, 3, 480, 112, true, true, 1},  {112, 3, 672, 112, true, true, 1},
+    {112, 5, 672, 160, true, true, 2}, {160, 5, 960, 160, true, true, 1},
     {160, 5, 960, 160, true, true, 1},
 };
 const std::vector<BlockConfig> kSmall = {
@@ -61,11 +63,11 @@ const std::vector<BlockConfig> kSmall = {
     {96, 5, 576, 96, true, true, 1},
 };
 
-class MobileNetV3 : public Student {
+class MobileNetV3 : public FeaturesClassifierStudent {
  public:
   MobileNetV3(bool large, std::int64_t num_classes)
-      : Student(large ? "mobilenet_v3_large" : "mobilenet_v3_small", large ? 960 : 576,
-                num_classes) {
+      : FeaturesClassifierStudent(large ? "mobilenet_v3_large" : "mobilenet_v3_small",
+                                  large ? 960 : 576, num_classes) {
     const auto& blocks = large ? kLarge : kSmall;
     const std::int64_t last_channel = large ? 1280 : 1024;
     Stack features;
@@ -73,29 +75,15 @@ class MobileNetV3 : public Student {
     for (const auto& c : blocks) features->push_back(std::make_shared<InvertedResidualImpl>(c));
     const std::int64_t last_in = blocks.back().out;
     features->push_back(conv_norm_act(last_in, 6 * last_in, 1, 1, 1, Act::kHardswish, kBn));
-    features_ = register_module("features", features);
+    Stack classifier{nullptr};
     if (num_classes > 0) {
-      classifier_ = register_module(
-          "classifier",
-          Stack(torch::nn::Linear(6 * last_in, last_channel),
-                                Activation(Act::kHardswish), torch::nn::Dropout(0.2),
-                                torch::nn::Linear(last_channel, num_classes)));
+      classifier = Stack(torch::nn::Linear(6 * last_in, last_channel), Activation(Act::kHardswish),
+                         torch::nn::Dropout(0.2), torch::nn::Linear(last_channel, num_classes));
     }
+    set_stacks(features, classifier);
     init_conv_and_norm(*this);
     init_linear_normal(*this, /*std=*/0.01);
   }
-
-  torch::Tensor features(const torch::Tensor& images) override {
-    return global_pool(features_->forward(images));
-  }
-  std::string classifier_prefix() const override { return "classifier."; }
-
- protected:
-  torch::Tensor classify(const torch::Tensor& f) override { return classifier_->forward(f); }
-
- private:
-  Stack features_{nullptr};
-  Stack classifier_{nullptr};
 };
 
 }  // namespace

@@ -40,11 +40,14 @@ std::shared_ptr<Student> create_student(const std::string& arch, const StudentOp
   if (options.num_classes < 0)
     throw UsageError("num_classes must be >= 0, got " + std::to_string(options.num_classes));
   std::shared_ptr<Student> student;
-  if (info.family == "resnet") student = detail::make_resnet(arch, options.num_classes);
-  else if (info.family == "mobilenet_v2") student = detail::make_mobilenet_v2(options.num_classes);
+  if (info.family == "resnet")
+    student = detail::make_resnet(arch, options.num_classes);
+  else if (info.family == "mobilenet_v2")
+    student = detail::make_mobilenet_v2(options.num_classes);
   else if (info.family == "mobilenet_v3")
     student = detail::make_mobilenet_v3(arch == "mobilenet_v3_large", options.num_classes);
-  else student = detail::make_efficientnet_b0(options.num_classes);
+  else
+    student = detail::make_efficientnet_b0(options.num_classes);
   return student;
 }
 

@@ -73,7 +73,8 @@ class ResNet : public Student {
   static std::shared_ptr<ResNet> build(const std::string& arch, const std::vector<int>& depths,
                                        std::int64_t num_classes) {
     auto net = std::make_shared<ResNet>(arch, 512 * BlockImpl::kExpansion, num_classes);
-    net->conv1_ = net->register_module("conv1", Conv2d(Conv2dOptions(3, 64, 7).stride(2).padding(3).bias(false)));
+    net->conv1_ = net->register_module(
+        "conv1", Conv2d(Conv2dOptions(3, 64, 7).stride(2).padding(3).bias(false)));
     net->bn1_ = net->register_module("bn1", BatchNorm2d(64));
     std::int64_t inplanes = 64;
     const std::int64_t planes[4] = {64, 128, 256, 512};
@@ -86,7 +87,8 @@ class ResNet : public Student {
         if (b == 0 && (stride != 1 || inplanes != out)) {
           downsample = torch::nn::Sequential(conv(inplanes, out, 1, stride), BatchNorm2d(out));
         }
-        layer->push_back(std::make_shared<BlockImpl>(inplanes, planes[i], b == 0 ? stride : 1, downsample));
+        layer->push_back(
+            std::make_shared<BlockImpl>(inplanes, planes[i], b == 0 ? stride : 1, downsample));
         inplanes = out;
       }
       net->layers_.push_back(net->register_module("layer" + std::to_string(i + 1), layer));

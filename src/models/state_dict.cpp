@@ -54,11 +54,11 @@ void load_state_dict(torch::nn::Module& module, const NamedTensors& tensors,
   for (const auto& [key, tensor] : tensors)
     if (!known.count(key)) unexpected.push_back(key);
   if (!missing.empty())
-    throw IoError(source + ": missing " + std::to_string(missing.size()) + " key(s): " +
-                  key_list(missing));
+    throw IoError(source + ": missing " + std::to_string(missing.size()) +
+                  " key(s): " + key_list(missing));
   if (!unexpected.empty())
-    throw IoError(source + ": unexpected " + std::to_string(unexpected.size()) + " key(s): " +
-                  key_list(unexpected));
+    throw IoError(source + ": unexpected " + std::to_string(unexpected.size()) +
+                  " key(s): " + key_list(unexpected));
   torch::NoGradGuard no_grad;
   for (const auto& [key, target] : own) {
     const torch::Tensor& value = *given[key];
@@ -72,7 +72,8 @@ void load_state_dict(torch::nn::Module& module, const NamedTensors& tensors,
 NamedTensors with_prefix_removed(const NamedTensors& tensors, const std::string& prefix) {
   NamedTensors out;
   for (const auto& [key, tensor] : tensors)
-    if (key.compare(0, prefix.size(), prefix) == 0) out.emplace_back(key.substr(prefix.size()), tensor);
+    if (key.compare(0, prefix.size(), prefix) == 0)
+      out.emplace_back(key.substr(prefix.size()), tensor);
   return out;
 }
 

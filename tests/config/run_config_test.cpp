@@ -14,7 +14,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string write_temp(const std::string& name, const std::string& text) {
-  const fs::path path = fs::temp_directory_path() / ("lgd_cfg_" + std::to_string(::getpid()) + "_" + name);
+  const fs::path path =
+      fs::temp_directory_path() / ("lgd_cfg_" + std::to_string(::getpid()) + "_" + name);
   std::ofstream(path) << text;
   return path.string();
 }
@@ -45,11 +46,12 @@ TEST(RunConfig, DefaultsFollowTheReferenceRecipe) {
 }
 
 TEST(RunConfig, PrecedenceDefaultsFileOverride) {
-  const auto path = write_temp("prec.yaml", "student:\n  arch: resnet18\noptim:\n  lr: 0.1\n  epochs: 9\n");
+  const auto path =
+      write_temp("prec.yaml", "student:\n  arch: resnet18\noptim:\n  lr: 0.1\n  epochs: 9\n");
   const auto c = load_run_config(path, {"optim.lr=0.2"}).config;
-  EXPECT_DOUBLE_EQ(c.optim.lr, 0.2);    // override beats file
-  EXPECT_EQ(c.optim.epochs, 9);         // file beats default
-  EXPECT_EQ(c.optim.accumulate, 1);     // default
+  EXPECT_DOUBLE_EQ(c.optim.lr, 0.2);  // override beats file
+  EXPECT_EQ(c.optim.epochs, 9);       // file beats default
+  EXPECT_EQ(c.optim.accumulate, 1);   // default
 }
 
 TEST(RunConfig, ArchitectureIsCheckedAgainstTheZoo) {
@@ -59,7 +61,8 @@ TEST(RunConfig, ArchitectureIsCheckedAgainstTheZoo) {
     FAIL();
   } catch (const ConfigError& e) {
     const std::string m = e.what();
-    EXPECT_NE(m.find(":2:9: student.arch: expected one of resnet18, resnet34"), std::string::npos) << m;
+    EXPECT_NE(m.find(":2:9: student.arch: expected one of resnet18, resnet34"), std::string::npos)
+        << m;
     EXPECT_NE(m.find("(did you mean resnet18?)"), std::string::npos) << m;
   }
 }
@@ -67,12 +70,14 @@ TEST(RunConfig, ArchitectureIsCheckedAgainstTheZoo) {
 TEST(RunConfig, CrossFieldChecks) {
   const auto path = write_temp("cross.yaml", "student:\n  arch: resnet18\n  init: weights\n");
   EXPECT_THROW(load_run_config(path, {}), ConfigError);
-  EXPECT_THROW(load_run_config(path, {"student.init=random", "optim.warmup_epochs=300"}), ConfigError);
+  EXPECT_THROW(load_run_config(path, {"student.init=random", "optim.warmup_epochs=300"}),
+               ConfigError);
   EXPECT_NO_THROW(load_run_config(path, {"student.weights=w.pth"}));
 }
 
 TEST(RunConfig, ResolvedConfigReloadsIdentically) {
-  const auto path = write_temp("round.yaml", "student:\n  arch: mobilenet_v2\nmethod:\n  alpha: 1\n");
+  const auto path =
+      write_temp("round.yaml", "student:\n  arch: mobilenet_v2\nmethod:\n  alpha: 1\n");
   const auto first = load_run_config(path, {"optim.lr=0.07"});
   const auto resolved = write_temp("resolved.yaml", to_yaml(first.config));
   const auto second = load_run_config(resolved, {});

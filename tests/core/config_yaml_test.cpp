@@ -43,8 +43,9 @@ TEST(ConfigYaml, AppliesTypedValues) {
   Toy t;
   FieldSet f = toy_fields(t);
   Origins o;
-  apply_yaml_text(f, "optim:\n  lr: 0.5\n  epochs: 3\n  nesterov: true\nrun:\n  name: r1\n  tags: [x, y]\n",
-                  "x.yaml", o);
+  apply_yaml_text(
+      f, "optim:\n  lr: 0.5\n  epochs: 3\n  nesterov: true\nrun:\n  name: r1\n  tags: [x, y]\n",
+      "x.yaml", o);
   EXPECT_DOUBLE_EQ(t.lr, 0.5);
   EXPECT_EQ(t.epochs, 3);
   EXPECT_TRUE(t.nesterov);
@@ -55,21 +56,26 @@ TEST(ConfigYaml, AppliesTypedValues) {
 }
 
 TEST(ConfigYaml, UnknownKeySuggestsNearest) {
-  EXPECT_EQ(error_of("optim:\n  lrr: 0.5\n"), "x.yaml:2:3: unknown key 'optim.lrr' (did you mean optim.lr?)");
+  EXPECT_EQ(error_of("optim:\n  lrr: 0.5\n"),
+            "x.yaml:2:3: unknown key 'optim.lrr' (did you mean optim.lr?)");
   EXPECT_EQ(error_of("optm:\n  lr: 0.5\n"), "x.yaml:1:1: unknown key 'optm' (did you mean optim?)");
   EXPECT_EQ(error_of("zzzzzzzz: 1\n"), "x.yaml:1:1: unknown key 'zzzzzzzz'");
 }
 
 TEST(ConfigYaml, WrongTypeAndRange) {
-  EXPECT_EQ(error_of("optim:\n  lr: fast\n"), "x.yaml:2:7: optim.lr: expected a number > 0, got 'fast'");
-  EXPECT_EQ(error_of("optim:\n  lr: -1\n"), "x.yaml:2:7: optim.lr: expected a number > 0, got '-1'");
+  EXPECT_EQ(error_of("optim:\n  lr: fast\n"),
+            "x.yaml:2:7: optim.lr: expected a number > 0, got 'fast'");
+  EXPECT_EQ(error_of("optim:\n  lr: -1\n"),
+            "x.yaml:2:7: optim.lr: expected a number > 0, got '-1'");
   EXPECT_EQ(error_of("optim:\n  epochs: 2.5\n"),
             "x.yaml:2:11: optim.epochs: expected an integer in [1, 1000], got '2.5'");
   EXPECT_EQ(error_of("optim:\n  nesterov: maybe\n"),
             "x.yaml:2:13: optim.nesterov: expected true or false, got 'maybe'");
-  EXPECT_EQ(error_of("run:\n  mode: alpa\n"),
-            "x.yaml:2:9: run.mode: expected one of alpha, beta, a, got 'alpa' (did you mean alpha?)");
-  EXPECT_EQ(error_of("run:\n  tags: x\n"), "x.yaml:2:9: run.tags: expected a list of strings, got 'x'");
+  EXPECT_EQ(
+      error_of("run:\n  mode: alpa\n"),
+      "x.yaml:2:9: run.mode: expected one of alpha, beta, a, got 'alpa' (did you mean alpha?)");
+  EXPECT_EQ(error_of("run:\n  tags: x\n"),
+            "x.yaml:2:9: run.tags: expected a list of strings, got 'x'");
   EXPECT_EQ(error_of("optim: 3\n"), "x.yaml:1:1: optim: expected a section of keys, got '3'");
 }
 
@@ -98,9 +104,12 @@ TEST(ConfigYaml, OverridesAreTypedByTheField) {
     }
     return std::string();
   };
-  EXPECT_EQ(message("optim.lr=abc"), "--set optim.lr=abc: optim.lr: expected a number > 0, got 'abc'");
-  EXPECT_EQ(message("optim.lrr=1"), "--set optim.lrr=1: unknown key 'optim.lrr' (did you mean optim.lr?)");
-  EXPECT_EQ(message("optim=1"), "--set optim=1: 'optim' is a section; set one of its keys, e.g. optim.lr");
+  EXPECT_EQ(message("optim.lr=abc"),
+            "--set optim.lr=abc: optim.lr: expected a number > 0, got 'abc'");
+  EXPECT_EQ(message("optim.lrr=1"),
+            "--set optim.lrr=1: unknown key 'optim.lrr' (did you mean optim.lr?)");
+  EXPECT_EQ(message("optim=1"),
+            "--set optim=1: 'optim' is a section; set one of its keys, e.g. optim.lr");
   EXPECT_EQ(message("lr"), "--set lr: expected key=value, for example optim.lr=0.05");
 }
 

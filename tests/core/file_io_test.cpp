@@ -36,7 +36,8 @@ TEST(FileIo, ErrorsNameThePath) {
     write_file_atomic("/nonexistent/lgd/out.pth", std::string("x"));
     FAIL();
   } catch (const IoError& e) {
-    EXPECT_NE(std::string(e.what()).find("directory /nonexistent/lgd does not exist"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("directory /nonexistent/lgd does not exist"),
+              std::string::npos);
   }
 }
 

@@ -41,7 +41,8 @@ TEST(Safetensors, CorruptFilesAreRejectedWithTheSource) {
     parse_safetensors(truncated, "w.safetensors");
     FAIL();
   } catch (const IoError& e) {
-    EXPECT_NE(std::string(e.what()).find("w.safetensors: d.scalar: data_offsets"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("w.safetensors: d.scalar: data_offsets"),
+              std::string::npos)
         << e.what();
   }
   std::vector<char> garbage(64, 'x');

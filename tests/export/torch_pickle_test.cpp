@@ -13,11 +13,13 @@ namespace {
 
 TEST(TorchPickle, WrittenArchivesReadBack) {
   torch::manual_seed(0);
-  models::NamedTensors tensors = {{"z.weight", torch::randn({4, 3})},
-                                  {"a.running_mean", torch::randn({4})},
-                                  {"a.num_batches_tracked", torch::tensor(3, torch::kInt64).reshape({})}};
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("lgd_pickle_" + std::to_string(::getpid()) + ".pth")).string();
+  models::NamedTensors tensors = {
+      {"z.weight", torch::randn({4, 3})},
+      {"a.running_mean", torch::randn({4})},
+      {"a.num_batches_tracked", torch::tensor(3, torch::kInt64).reshape({})}};
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("lgd_pickle_" + std::to_string(::getpid()) + ".pth"))
+                               .string();
   write_file_atomic(path, torch_save_bytes(tensors));
   const auto back = read_torch_state_dict(path);
   ASSERT_EQ(back.size(), tensors.size());
@@ -29,14 +31,16 @@ TEST(TorchPickle, WrittenArchivesReadBack) {
 }
 
 TEST(TorchPickle, NonArchiveIsAnErrorNamingTheFile) {
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("lgd_not_zip_" + std::to_string(::getpid()) + ".pth")).string();
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("lgd_not_zip_" + std::to_string(::getpid()) + ".pth"))
+                               .string();
   write_file_atomic(path, std::string("definitely not a zip archive"));
   try {
     read_torch_state_dict(path);
     FAIL();
   } catch (const IoError& e) {
-    EXPECT_EQ(std::string(e.what()).rfind(path + ": not a torch.save zip archive", 0), 0u) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind(path + ": not a torch.save zip archive", 0), 0u)
+        << e.what();
   }
   std::filesystem::remove(path);
 }

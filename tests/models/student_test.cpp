@@ -1,19 +1,19 @@
+#include "lgd/models/student.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "lgd/core/errors.h"
 #include "lgd/models/architectures.h"
 #include "lgd/models/state_dict.h"
-#include "lgd/models/student.h"
 
 namespace lgd::models {
 namespace {
 
 // torchvision's published parameter counts, with the 1000-class classifier.
 const std::map<std::string, std::int64_t> kTorchvisionParams = {
-    {"resnet18", 11689512},       {"resnet34", 21797672},
-    {"resnet50", 25557032},       {"mobilenet_v2", 3504872},
-    {"mobilenet_v3_large", 5483032}, {"mobilenet_v3_small", 2542856},
+    {"resnet18", 11689512},       {"resnet34", 21797672},          {"resnet50", 25557032},
+    {"mobilenet_v2", 3504872},    {"mobilenet_v3_large", 5483032}, {"mobilenet_v3_small", 2542856},
     {"efficientnet_b0", 5288548},
 };
 

@@ -10,27 +10,27 @@
 namespace lgd::config {
 
 struct RunSection {
-  std::string name;                // run name; empty: the config file's stem
-  std::string output_dir = "runs"; // run directory is <output_dir>/<name>
+  std::string name;                 // run name; empty: the config file's stem
+  std::string output_dir = "runs";  // run directory is <output_dir>/<name>
   std::int64_t seed = 0;
-  std::string device = "auto";     // auto | cpu | cuda
-  std::int64_t threads = 0;        // intra-op threads; 0: all cores
+  std::string device = "auto";  // auto | cpu | cuda
+  std::int64_t threads = 0;     // intra-op threads; 0: all cores
 };
 
 struct StudentSection {
-  std::string arch;                // a name of the student zoo
-  std::string init = "random";     // random | weights
-  std::string weights;             // .pth / .safetensors when init = weights
+  std::string arch;             // a name of the student zoo
+  std::string init = "random";  // random | weights
+  std::string weights;          // .pth / .safetensors when init = weights
 };
 
 struct TeacherSection {
-  std::string bundle;              // teacher bundle directory (lgd_teacher.yaml inside)
+  std::string bundle;  // teacher bundle directory (lgd_teacher.yaml inside)
 };
 
 struct DataSection {
   std::string dataset = "image_folder";  // image_folder | file_list | idx | cifar
   std::string root;
-  std::string classnames;          // class-name file; empty: from the dataset
+  std::string classnames;  // class-name file; empty: from the dataset
   std::int64_t image_size = 224;
   std::int64_t batch_size = 256;   // per process
   std::int64_t workers = 0;        // decode threads; 0: all cores
@@ -39,37 +39,37 @@ struct DataSection {
 };
 
 struct BankSection {
-  std::string templates;           // prompt-template file; empty: "a photo of a {}."
+  std::string templates;  // prompt-template file; empty: "a photo of a {}."
 };
 
 struct MethodSection {
-  std::string name = "lgd";        // lgd | seed
-  double alpha = 0.5;              // weight of L_VIS; 1 - alpha on L_TEX
+  std::string name = "lgd";  // lgd | seed
+  double alpha = 0.5;        // weight of L_VIS; 1 - alpha on L_TEX
   double student_temp = 0.2;
   double teacher_temp = 0.01;
   double vsb_momentum = 0.99;
-  std::int64_t queue_size = 65536; // SEED queue length
+  std::int64_t queue_size = 65536;  // SEED queue length
 };
 
 struct OptimSection {
-  double lr = 0.03;                // base learning rate per 256 images of global batch
+  double lr = 0.03;  // base learning rate per 256 images of global batch
   double momentum = 0.9;
   double weight_decay = 1e-4;
   bool nesterov = false;
   std::int64_t epochs = 200;
   std::int64_t warmup_epochs = 5;
-  std::string schedule = "cosine"; // cosine | reference
+  std::string schedule = "cosine";  // cosine | reference
   std::int64_t accumulate = 1;
-  double clip_grad = 0.0;          // max gradient norm; 0: off
+  double clip_grad = 0.0;  // max gradient norm; 0: off
 };
 
 struct TrainSection {
-  std::string amp = "bf16";        // bf16 | fp16 | off (CUDA only; CPU runs float32)
+  std::string amp = "bf16";  // bf16 | fp16 | off (CUDA only; CPU runs float32)
   bool channels_last = true;
   std::int64_t checkpoint_every = 1000;  // steps; 0: only at epoch ends
   std::int64_t keep_checkpoints = 3;
   std::int64_t log_every = 20;
-  std::int64_t val_every = 0;      // epochs; 0: no validation
+  std::int64_t val_every = 0;  // epochs; 0: no validation
 };
 
 struct RunConfig {

@@ -12,8 +12,8 @@
 
 namespace lgd::config {
 
-using FieldTarget = std::variant<bool*, std::int64_t*, double*, std::string*,
-                                 std::vector<std::string>*>;
+using FieldTarget =
+    std::variant<bool*, std::int64_t*, double*, std::string*, std::vector<std::string>*>;
 
 struct Field {
   std::string key;  // dotted path, e.g. "optim.lr"
@@ -26,16 +26,33 @@ struct Field {
   bool is_required = false;
 
   // Builder-style constraints, chained after FieldSet::add.
-  Field& range(double lo, double hi) { min = lo; max = hi; return *this; }
-  Field& at_least(double lo) { min = lo; return *this; }
-  Field& above(double lo) { min = lo; min_exclusive = true; return *this; }
-  Field& one_of(std::vector<std::string> values) { choices = std::move(values); return *this; }
-  Field& required() { is_required = true; return *this; }
+  Field& range(double lo, double hi) {
+    min = lo;
+    max = hi;
+    return *this;
+  }
+  Field& at_least(double lo) {
+    min = lo;
+    return *this;
+  }
+  Field& above(double lo) {
+    min = lo;
+    min_exclusive = true;
+    return *this;
+  }
+  Field& one_of(std::vector<std::string> values) {
+    choices = std::move(values);
+    return *this;
+  }
+  Field& required() {
+    is_required = true;
+    return *this;
+  }
 
   // "a number", "an integer", "true or false", "a string", "a list of strings",
   // "one of a, b, c", with the range when there is one.
   std::string expectation() const;
-  std::string type_name() const;  // bool, int, float, string, list
+  std::string type_name() const;     // bool, int, float, string, list
   std::string value_string() const;  // current value, formatted as YAML would show it
 };
 
@@ -46,8 +63,8 @@ class FieldSet {
  public:
   template <typename T>
   Field& add(std::string key, T* target, std::string help) {
-    fields_.push_back(Field{std::move(key), FieldTarget{target}, std::move(help), {}, {}, {},
-                            false, false});
+    fields_.push_back(
+        Field{std::move(key), FieldTarget{target}, std::move(help), {}, {}, {}, false, false});
     return fields_.back();
   }
 
