@@ -7,6 +7,7 @@ PACKAGES=(
   cmake make g++ pkg-config ccache
   libtorch-dev libgloo-dev           # LibTorch 1.13 (CPU) and the headers its distributed API needs
   libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev libsentencepiece-dev zlib1g-dev
+  libpcre2-dev                       # Unicode classes of CLIP's pre-tokenisation pattern
   libgtest-dev
   python3 python3-numpy python3-torch python3-torchvision python3-sentencepiece  # test references
 )
