@@ -5,6 +5,7 @@
 #include "lgd/core/errors.h"
 #include "lgd/core/file_io.h"
 #include "lgd/export/torch_pickle.h"
+#include "lgd/models/architectures.h"
 
 namespace lgd::exporting {
 namespace {
@@ -67,8 +68,7 @@ StudentWeights load_student_weights(const std::string& arch, const std::string& 
   }
 
   StudentWeights out;
-  // A model without classifier tells us its classifier prefix.
-  const std::string prefix = models::create_student(arch, {})->classifier_prefix();
+  const std::string prefix = models::architecture(arch).classifier_prefix;
   const std::int64_t in_file = classifier_width(student_keys, prefix);
   const std::int64_t classes = num_classes.value_or(in_file);
   if (classes == 0 && in_file > 0) {

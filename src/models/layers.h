@@ -75,7 +75,6 @@ class FeaturesClassifierStudent : public Student {
   torch::Tensor features(const torch::Tensor& images) override {
     return global_pool(features_->forward(images));
   }
-  std::string classifier_prefix() const override { return "classifier."; }
 
  protected:
   // Registers both stacks (the classifier only when it is non-null) in torchvision's order.

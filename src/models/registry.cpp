@@ -10,13 +10,13 @@ namespace lgd::models {
 
 const std::vector<ArchitectureInfo>& architectures() {
   static const std::vector<ArchitectureInfo> kAll = {
-      {"resnet18", 512, "resnet"},
-      {"resnet34", 512, "resnet"},
-      {"resnet50", 2048, "resnet"},
-      {"mobilenet_v2", 1280, "mobilenet_v2"},
-      {"mobilenet_v3_large", 960, "mobilenet_v3"},
-      {"mobilenet_v3_small", 576, "mobilenet_v3"},
-      {"efficientnet_b0", 1280, "efficientnet"},
+      {"resnet18", 512, "resnet", "fc."},
+      {"resnet34", 512, "resnet", "fc."},
+      {"resnet50", 2048, "resnet", "fc."},
+      {"mobilenet_v2", 1280, "mobilenet_v2", "classifier."},
+      {"mobilenet_v3_large", 960, "mobilenet_v3", "classifier."},
+      {"mobilenet_v3_small", 576, "mobilenet_v3", "classifier."},
+      {"efficientnet_b0", 1280, "efficientnet", "classifier."},
   };
   return kAll;
 }
@@ -50,6 +50,8 @@ std::shared_ptr<Student> create_student(const std::string& arch, const StudentOp
     student = detail::make_efficientnet_b0(options.num_classes);
   return student;
 }
+
+std::string Student::classifier_prefix() const { return architecture(arch_).classifier_prefix; }
 
 torch::Tensor Student::forward(const torch::Tensor& images) {
   auto f = features(images);

@@ -107,7 +107,6 @@ class ResNet : public Student {
     for (auto& layer : layers_) x = layer->forward(x);
     return global_pool(x);
   }
-  std::string classifier_prefix() const override { return "fc."; }
 
  protected:
   torch::Tensor classify(const torch::Tensor& f) override { return fc_->forward(f); }

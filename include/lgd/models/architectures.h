@@ -7,9 +7,10 @@
 namespace lgd::models {
 
 struct ArchitectureInfo {
-  std::string name;          // torchvision's constructor name, e.g. "resnet18"
-  std::int64_t feature_dim;  // width F of the pooled feature
-  std::string family;        // resnet | mobilenet_v2 | mobilenet_v3 | efficientnet
+  std::string name;               // torchvision's constructor name, e.g. "resnet18"
+  std::int64_t feature_dim;       // width F of the pooled feature
+  std::string family;             // resnet | mobilenet_v2 | mobilenet_v3 | efficientnet
+  std::string classifier_prefix;  // state-dict prefix of torchvision's classifier
 };
 
 const std::vector<ArchitectureInfo>& architectures();

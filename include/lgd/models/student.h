@@ -27,8 +27,8 @@ class Student : public torch::nn::Module {
   std::int64_t feature_dim() const { return feature_dim_; }
   std::int64_t num_classes() const { return num_classes_; }  // 0: no classifier
 
-  // The state-dict key prefixes of the classifier ("fc." for ResNets, "classifier." else).
-  virtual std::string classifier_prefix() const = 0;
+  // The state-dict key prefix of the classifier ("fc." for ResNets, "classifier." else).
+  std::string classifier_prefix() const;
 
  protected:
   // [B, F] -> [B, num_classes]; only called when num_classes() > 0.
