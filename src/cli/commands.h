@@ -16,5 +16,7 @@ using Commands = std::vector<Command>;
 void add_info_command(CLI::App& app, Commands& commands);
 void add_config_command(CLI::App& app, Commands& commands);
 void add_export_command(CLI::App& app, Commands& commands);
+void add_tokenize_command(CLI::App& app, Commands& commands);
+void add_bank_command(CLI::App& app, Commands& commands);
 
 }  // namespace lgd::cli

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   lgd::cli::add_info_command(app, commands);
   lgd::cli::add_config_command(app, commands);
   lgd::cli::add_export_command(app, commands);
+  lgd::cli::add_tokenize_command(app, commands);
+  lgd::cli::add_bank_command(app, commands);
 
   try {
     app.parse(argc, argv);

@@ -47,7 +47,8 @@ std::string Field::type_name() const {
                                [](std::int64_t*) { return std::string("int"); },
                                [](double*) { return std::string("float"); },
                                [](std::string*) { return std::string("string"); },
-                               [](std::vector<std::string>*) { return std::string("list"); }},
+                               [](std::vector<std::string>*) { return std::string("list"); },
+                               [](std::vector<double>*) { return std::string("floats"); }},
                     target);
 }
 
@@ -57,7 +58,8 @@ std::string Field::expectation() const {
                  [](std::int64_t*) { return std::string("an integer"); },
                  [](double*) { return std::string("a number"); },
                  [](std::string*) { return std::string("a string"); },
-                 [](std::vector<std::string>*) { return std::string("a list of strings"); }},
+                 [](std::vector<std::string>*) { return std::string("a list of strings"); },
+                 [](std::vector<double>*) { return std::string("a list of numbers"); }},
       target);
   if (!choices.empty()) return "one of " + join(choices);
   auto bound = [](double v) {
@@ -84,6 +86,12 @@ std::string Field::value_string() const {
                                    if (i) out += ", ";
                                    out += quote_if_needed((*v)[i]);
                                  }
+                                 return out + "]";
+                               },
+                               [](std::vector<double>* v) {
+                                 std::string out = "[";
+                                 for (std::size_t i = 0; i < v->size(); ++i)
+                                   out += (i ? ", " : "") + format_double((*v)[i]);
                                  return out + "]";
                                }},
                     target);

@@ -117,6 +117,19 @@ void set_value(Field& field, const YAML::Node& node, const std::string& where) {
                             values.push_back(item.Scalar());
                           }
                           *target = std::move(values);
+                        },
+                        [&](std::vector<double>* target) {
+                          if (!node.IsSequence()) fail_value(field, node, where);
+                          std::vector<double> values;
+                          for (const auto& item : node) {
+                            char* end = nullptr;
+                            const std::string s = item.IsScalar() ? item.Scalar() : "";
+                            const double v = std::strtod(s.c_str(), &end);
+                            if (s.empty() || *end != '\0' || !std::isfinite(v))
+                              fail_value(field, node, where);
+                            values.push_back(v);
+                          }
+                          *target = std::move(values);
                         }},
              field.target);
 }

@@ -164,6 +164,13 @@ std::string read_maybe_gzip(const std::string& path) {
 
 }  // namespace
 
+std::string unicode_lower(const std::string& text) {
+  std::u32string decoded = decode_utf8(text);
+  for (auto& c : decoded)
+    c = static_cast<char32_t>(::towlower_l(static_cast<wint_t>(c), utf8_locale()));
+  return encode_utf8(decoded);
+}
+
 std::string clip_clean_text(const std::string& text) {
   const std::u32string decoded = decode_utf8(html_unescape(html_unescape(text)));
   std::u32string out;

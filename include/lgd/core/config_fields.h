@@ -12,8 +12,8 @@
 
 namespace lgd::config {
 
-using FieldTarget =
-    std::variant<bool*, std::int64_t*, double*, std::string*, std::vector<std::string>*>;
+using FieldTarget = std::variant<bool*, std::int64_t*, double*, std::string*,
+                                 std::vector<std::string>*, std::vector<double>*>;
 
 struct Field {
   std::string key;  // dotted path, e.g. "optim.lr"

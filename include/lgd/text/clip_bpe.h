@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "lgd/text/tokenizer.h"
+
 namespace lgd::text {
 
-enum class Overflow { kError, kTruncate };
-
-class ClipBpeTokenizer {
+class ClipBpeTokenizer : public Tokenizer {
  public:
   // Reads the merges file (gzip or plain text): a header line, then "a b" merges; the first
   // `merges` of them are used (48894 for CLIP's vocabulary of 49408).
@@ -27,7 +27,7 @@ class ClipBpeTokenizer {
   // [start] + encode(text) + [end], zero-padded to `context_length`. Overlong text is an
   // error (naming the text) or truncated with the last token forced to the end token.
   std::vector<std::int64_t> tokenize(const std::string& text, std::int64_t context_length,
-                                     Overflow overflow = Overflow::kError) const;
+                                     Overflow overflow = Overflow::kError) const override;
 
   std::int64_t start_id() const;
   std::int64_t end_id() const;
@@ -41,5 +41,8 @@ class ClipBpeTokenizer {
 // CLIP's text normalisation: HTML entities unescaped twice, runs of whitespace collapsed to
 // one space, leading and trailing whitespace removed, lower-cased (Unicode simple mapping).
 std::string clip_clean_text(const std::string& text);
+
+// Unicode lower-casing (simple case mapping) of UTF-8 text.
+std::string unicode_lower(const std::string& text);
 
 }  // namespace lgd::text

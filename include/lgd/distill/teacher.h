@@ -1,0 +1,80 @@
+#pragma once
+// A teacher bundle (a directory with lgd_teacher.yaml, two TorchScript encoders and a
+// tokenizer file) and the frozen teacher loaded from it.
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lgd/text/tokenizer.h"
+
+namespace lgd::distill {
+
+struct TeacherManifest {
+  std::string name;
+  std::int64_t embed_dim = 0;
+  struct Image {
+    std::string file;
+    std::int64_t size = 0;
+    std::vector<double> mean;
+    std::vector<double> std;
+  } image;
+  struct Text {
+    std::string file;
+    std::int64_t context_length = 0;
+    struct Tokenizer {
+      std::string type;  // clip-bpe | sentencepiece
+      std::string file;
+      std::int64_t merges = 48894;  // clip-bpe
+      std::int64_t bos_id = -1;     // sentencepiece
+      std::int64_t eos_id = -1;
+      std::int64_t pad_id = 0;
+      bool lower_case = false;
+    } tokenizer;
+  } text;
+  std::string classnames;  // optional files shipped in the bundle
+  std::string templates;
+};
+
+// Parses DIR/lgd_teacher.yaml (unknown keys, types and missing fields are ConfigErrors
+// naming file:line and key) and checks that the files it names exist.
+TeacherManifest read_manifest(const std::string& dir);
+
+// The tokenizer a manifest describes (files resolved against the bundle directory `dir`).
+std::unique_ptr<text::Tokenizer> make_tokenizer(const std::string& dir,
+                                                const TeacherManifest& manifest);
+
+class Teacher {
+ public:
+  // Loads and validates a bundle: manifest, both encoders (one dummy forward each checks
+  // input rank and output width = embed_dim), tokenizer. Frozen by construction: eval mode,
+  // no parameter requires grad, forwards run without autograd.
+  static std::unique_ptr<Teacher> load(const std::string& dir);
+  ~Teacher();
+
+  const TeacherManifest& manifest() const { return manifest_; }
+  const std::string& dir() const { return dir_; }
+  const text::Tokenizer& tokenizer() const { return *tokenizer_; }
+
+  // [B, 3, S, S] float, normalised with manifest().image mean/std -> [B, D], not normalised.
+  torch::Tensor encode_images(const torch::Tensor& images) const;
+  // [N, L] int64 token ids -> [N, D], not normalised.
+  torch::Tensor encode_tokens(const torch::Tensor& tokens) const;
+  // Tokenizes (error on overlong text) and encodes: [texts.size(), D].
+  torch::Tensor encode_texts(const std::vector<std::string>& texts) const;
+
+  // Every parameter and buffer of both encoders, for checks that the teacher never moves.
+  std::vector<torch::Tensor> state() const;
+
+ private:
+  Teacher() = default;
+  struct Modules;
+  std::string dir_;
+  TeacherManifest manifest_;
+  std::unique_ptr<Modules> modules_;
+  std::unique_ptr<text::Tokenizer> tokenizer_;
+};
+
+}  // namespace lgd::distill

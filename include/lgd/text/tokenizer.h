@@ -1,0 +1,21 @@
+#pragma once
+// The small interface every teacher tokenizer implements.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lgd::text {
+
+enum class Overflow { kError, kTruncate };
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Token ids of `text` as the text encoder expects them: special tokens added, padded to
+  // exactly `context_length`. Overlong text is a UsageError naming the text, or is
+  // truncated keeping the end token last.
+  virtual std::vector<std::int64_t> tokenize(const std::string& text, std::int64_t context_length,
+                                             Overflow overflow) const = 0;
+};
+
+}  // namespace lgd::text
