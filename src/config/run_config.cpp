@@ -41,8 +41,15 @@ FieldSet describe(RunConfig& c) {
         "Stop when more than this fraction of samples cannot be read.")
       .range(0, 1);
 
+  f.add("bank.file", &c.bank.file,
+        "A TSB written by `lgd bank build`; empty builds it from the teacher at start.");
+  f.add("bank.classnames", &c.bank.classnames,
+        "Class-name file for the TSB; empty: bank.class_list, else the dataset's class names.");
+  f.add("bank.class_list", &c.bank.class_list, "Class names for the TSB, inline.");
   f.add("bank.templates", &c.bank.templates,
-        "Prompt-template file, '{}' standing for the class name; empty: \"a photo of a {}.\".");
+        "Prompt-template file, '{}' standing for the class name; empty: bank.template_list.");
+  f.add("bank.template_list", &c.bank.template_list,
+        "Prompt templates inline; with no file and no list: \"a photo of a {}.\".");
 
   f.add("method.name", &c.method.name, "Distillation method.").one_of({"lgd", "seed"});
   f.add("method.alpha", &c.method.alpha, "Weight of L_VIS; L_TEX gets 1 - alpha.").range(0, 1);
@@ -95,6 +102,19 @@ void check_consistency(const RunConfig& c, const Origins& origins, const std::st
     throw ConfigError(where("student.weights") +
                       ": student.weights is set but student.init is random (expected "
                       "student.init: weights)");
+  if (!c.bank.classnames.empty() && !c.bank.class_list.empty())
+    throw ConfigError(where("bank.class_list") +
+                      ": bank.class_list: set either bank.classnames or bank.class_list, not both");
+  if (!c.bank.templates.empty() && !c.bank.template_list.empty())
+    throw ConfigError(
+        where("bank.template_list") +
+        ": bank.template_list: set either bank.templates or bank.template_list, not both");
+  for (const auto& t : c.bank.template_list) {
+    const auto at = t.find("{}");
+    if (at == std::string::npos || t.find("{}", at + 2) != std::string::npos)
+      throw ConfigError(where("bank.template_list") + ": bank.template_list: template '" + t +
+                        "' must contain exactly one {} for the class name");
+  }
   if (c.optim.warmup_epochs > c.optim.epochs)
     throw ConfigError(where("optim.warmup_epochs") +
                       ": optim.warmup_epochs: " + std::to_string(c.optim.warmup_epochs) +

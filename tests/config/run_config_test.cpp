@@ -73,6 +73,15 @@ TEST(RunConfig, CrossFieldChecks) {
   EXPECT_THROW(load_run_config(path, {"student.init=random", "optim.warmup_epochs=300"}),
                ConfigError);
   EXPECT_NO_THROW(load_run_config(path, {"student.weights=w.pth"}));
+  auto with = [](std::vector<std::string> extra) {
+    extra.insert(extra.begin(), "student.weights=w.pth");
+    return extra;
+  };
+  EXPECT_THROW(load_run_config(path, with({"bank.classnames=n.txt", "bank.class_list=[a, b]"})),
+               ConfigError);
+  EXPECT_THROW(load_run_config(path, with({"bank.template_list=[a photo]"})), ConfigError);
+  const auto c = load_run_config(path, with({"bank.template_list=['a {}.', 'my {}!']"})).config;
+  EXPECT_EQ(c.bank.template_list, (std::vector<std::string>{"a {}.", "my {}!"}));
 }
 
 TEST(RunConfig, ResolvedConfigReloadsIdentically) {

@@ -39,7 +39,11 @@ struct DataSection {
 };
 
 struct BankSection {
-  std::string templates;  // prompt-template file; empty: "a photo of a {}."
+  std::string file;                        // a TSB built by `lgd bank build`; empty: build at start
+  std::string classnames;                  // class-name file; empty: class_list or the dataset's
+  std::vector<std::string> class_list;     // class names inline
+  std::string templates;                   // template file; empty: template_list or the default
+  std::vector<std::string> template_list;  // templates inline
 };
 
 struct MethodSection {
