@@ -12,6 +12,7 @@ void add_tokenize_command(CLI::App& app, Commands& commands) {
     std::vector<std::string> texts;
     bool truncate = false;
     bool keep_padding = false;
+    bool decode = false;
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("tokenize", "Print the token ids a teacher's text encoder gets");
@@ -19,6 +20,8 @@ void add_tokenize_command(CLI::App& app, Commands& commands) {
   cmd->add_option("text", a->texts, "Texts to tokenize")->required();
   cmd->add_flag("--truncate", a->truncate, "Truncate overlong text instead of failing");
   cmd->add_flag("--padding", a->keep_padding, "Also print the padding up to the context length");
+  cmd->add_flag("--decode", a->decode, "Also print the ids decoded back to text (third column)");
+  cmd->footer("Prints one line per text: the text, a tab, the space-separated ids.");
   commands.push_back({cmd, [a] {
                         const auto manifest = distill::read_manifest(a->teacher);
                         // Only the tokenizer is needed: no encoder is loaded.
@@ -38,6 +41,7 @@ void add_tokenize_command(CLI::App& app, Commands& commands) {
                           std::string line;
                           for (std::size_t i = 0; i < ids.size(); ++i)
                             line += (i ? " " : "") + std::to_string(ids[i]);
+                          if (a->decode) line += "\t" + tokenizer->decode(ids);
                           std::printf("%s\t%s\n", text.c_str(), line.c_str());
                         }
                         return 0;

@@ -191,6 +191,8 @@ struct ClipBpeTokenizer::State {
   std::vector<std::string> byte_symbol;        // byte -> symbol (UTF-8)
   std::unordered_map<std::string, int> ranks;  // "a b" -> merge rank
   std::unordered_map<std::string, std::int64_t> encoder;
+  std::vector<std::string> decoder;                        // id -> token
+  std::unordered_map<std::string, unsigned char> byte_of;  // symbol -> byte
   pcre2_code* pattern = nullptr;
   mutable std::mutex cache_mutex;
   mutable std::unordered_map<std::string, std::vector<std::int64_t>> cache;
@@ -261,6 +263,9 @@ ClipBpeTokenizer::ClipBpeTokenizer(const std::string& vocab_path, int merges)
   vocab.push_back(kEndToken);
   for (std::size_t i = 0; i < vocab.size(); ++i)
     state_->encoder.emplace(vocab[i], static_cast<std::int64_t>(i));
+  state_->decoder = vocab;
+  for (int b = 0; b < 256; ++b)
+    state_->byte_of[state_->byte_symbol[b]] = static_cast<unsigned char>(b);
 
   int error = 0;
   PCRE2_SIZE offset = 0;
@@ -309,6 +314,32 @@ std::vector<std::int64_t> ClipBpeTokenizer::encode(const std::string& text) cons
   }
   pcre2_match_data_free(match);
   return ids;
+}
+
+std::string ClipBpeTokenizer::decode(const std::vector<std::int64_t>& ids) const {
+  std::size_t end = ids.size();
+  while (end > 0 && ids[end - 1] == 0) --end;  // padding after the end token
+  std::string symbols;
+  for (std::size_t i = 0; i < end; ++i) {
+    const std::int64_t id = ids[i];
+    if (id == start_id() || id == end_id()) continue;
+    if (id < 0 || id >= vocab_size())
+      throw UsageError("token id " + std::to_string(id) + " is outside the vocabulary");
+    symbols += state_->decoder[id];
+  }
+  std::string out;
+  for (std::size_t i = 0; i < symbols.size();) {
+    if (symbols.compare(i, 4, "</w>") == 0) {
+      out += ' ';
+      i += 4;
+      continue;
+    }
+    const auto b = static_cast<unsigned char>(symbols[i]);
+    const std::size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : 4;
+    out += static_cast<char>(state_->byte_of.at(symbols.substr(i, len)));
+    i += len;
+  }
+  return out;
 }
 
 std::vector<std::int64_t> ClipBpeTokenizer::tokenize(const std::string& text,

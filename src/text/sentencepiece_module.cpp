@@ -57,4 +57,20 @@ __attribute__((visibility("default"))) long lgd_sp_encode(void* handle, const ch
   return static_cast<long>(out.size());
 }
 
+// Writes at most `capacity` bytes; returns the length of the text, or -1 on error.
+__attribute__((visibility("default"))) long lgd_sp_decode(void* handle, const int* ids,
+                                                          std::size_t count, char* text,
+                                                          std::size_t capacity, char* error,
+                                                          std::size_t error_size) {
+  std::string out;
+  const auto status = static_cast<sentencepiece::SentencePieceProcessor*>(handle)->Decode(
+      std::vector<int>(ids, ids + count), &out);
+  if (!status.ok()) {
+    set_error(error, error_size, status.ToString());
+    return -1;
+  }
+  std::memcpy(text, out.data(), std::min(out.size(), capacity));
+  return static_cast<long>(out.size());
+}
+
 }  // extern "C"

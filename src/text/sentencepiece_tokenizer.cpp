@@ -17,6 +17,7 @@ struct Module {
   void (*free)(void*) = nullptr;
   int (*piece_size)(void*) = nullptr;
   long (*encode)(void*, const char*, std::size_t, int*, std::size_t, char*, std::size_t) = nullptr;
+  long (*decode)(void*, const int*, std::size_t, char*, std::size_t, char*, std::size_t) = nullptr;
 };
 
 const Module& module() {
@@ -33,7 +34,8 @@ const Module& module() {
     m.free = reinterpret_cast<decltype(m.free)>(dlsym(handle, "lgd_sp_free"));
     m.piece_size = reinterpret_cast<decltype(m.piece_size)>(dlsym(handle, "lgd_sp_piece_size"));
     m.encode = reinterpret_cast<decltype(m.encode)>(dlsym(handle, "lgd_sp_encode"));
-    if (!m.load || !m.free || !m.piece_size || !m.encode)
+    m.decode = reinterpret_cast<decltype(m.decode)>(dlsym(handle, "lgd_sp_decode"));
+    if (!m.load || !m.free || !m.piece_size || !m.encode || !m.decode)
       throw IoError(path + ": not lgd's SentencePiece module (symbols missing)");
   });
   return m;
@@ -76,6 +78,28 @@ std::vector<std::int64_t> SentencePieceTokenizer::encode(const std::string& text
   }
   if (n < 0) throw UsageError("cannot tokenize '" + text + "': " + error);
   return std::vector<std::int64_t>(ids.begin(), ids.begin() + n);
+}
+
+std::string SentencePieceTokenizer::decode(const std::vector<std::int64_t>& ids) const {
+  std::vector<int> pieces;
+  for (std::int64_t id : ids) {
+    if (id == options_.bos_id || id == options_.eos_id || id == options_.pad_id) continue;
+    if (id < 0 || id >= vocab_size())
+      throw UsageError("token id " + std::to_string(id) + " is outside the vocabulary");
+    pieces.push_back(static_cast<int>(id));
+  }
+  std::string text(4 * pieces.size() + 64, '\0');
+  char error[512] = {0};
+  long n = module().decode(processor_, pieces.data(), pieces.size(), text.data(), text.size(),
+                           error, sizeof error);
+  if (n > static_cast<long>(text.size())) {
+    text.resize(n);
+    n = module().decode(processor_, pieces.data(), pieces.size(), text.data(), text.size(), error,
+                        sizeof error);
+  }
+  if (n < 0) throw UsageError(std::string("cannot decode token ids: ") + error);
+  text.resize(n);
+  return text;
 }
 
 std::vector<std::int64_t> SentencePieceTokenizer::tokenize(const std::string& text,

@@ -111,7 +111,10 @@ with tempfile.TemporaryDirectory() as tmp:
     for text, line in zip(texts, out):
         got = [int(i) for i in line.split("\t")[1].split()]
         assert got == tokenize_python(sp, text), (text, got, tokenize_python(sp, text))
-    print(f"tokenize: {len(texts)} texts equal Python's SentencePiece ids")
+    decoded = run(LGD, "tokenize", "--teacher", bundle, "--decode", *texts).stdout.strip().splitlines()
+    for text, line in zip(texts, decoded):
+        assert line.split("\t")[2] == sp.decode(sp.encode(text.lower())) == text.lower(), (text, line)
+    print(f"tokenize: {len(texts)} texts equal Python's SentencePiece ids and decode back")
 
     # Image embeddings and frozen teacher.
     x = torch.randn(4, 3, S, S)

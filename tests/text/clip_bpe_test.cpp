@@ -78,6 +78,11 @@ TEST_F(SmallVocab, PreTokenisationClasses) {
   EXPECT_EQ(tokenizer_->encode("\xC3\x89"), (Ids{127, 358}));          // É -> é = C3 A9
 }
 
+TEST_F(SmallVocab, DecodeInvertsEncode) {
+  EXPECT_EQ(tokenizer_->decode(tokenizer_->tokenize("thi  don't!", 12)), "thi don 't ! ");
+  EXPECT_EQ(tokenizer_->decode(tokenizer_->tokenize("\xC3\x89t\xC3\xA9", 8)), "\xC3\xA9t\xC3\xA9 ");
+}
+
 TEST_F(SmallVocab, PaddingAndTruncation) {
   EXPECT_EQ(tokenizer_->tokenize("hi", 5), (Ids{514, 512, 515, 0, 0}));
   EXPECT_EQ(tokenizer_->tokenize("hi hi hi", 4, Overflow::kTruncate), (Ids{514, 512, 512, 515}));

@@ -29,6 +29,10 @@ class ClipBpeTokenizer : public Tokenizer {
   std::vector<std::int64_t> tokenize(const std::string& text, std::int64_t context_length,
                                      Overflow overflow = Overflow::kError) const override;
 
+  // CLIP's decode: byte symbols back to UTF-8, "</w>" read as a space; start, end and
+  // trailing padding dropped.
+  std::string decode(const std::vector<std::int64_t>& ids) const override;
+
   std::int64_t start_id() const;
   std::int64_t end_id() const;
   std::int64_t vocab_size() const;

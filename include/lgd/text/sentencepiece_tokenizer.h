@@ -26,6 +26,8 @@ class SentencePieceTokenizer : public Tokenizer {
 
   std::vector<std::int64_t> tokenize(const std::string& text, std::int64_t context_length,
                                      Overflow overflow = Overflow::kError) const override;
+  // Detokenised text; bos, eos and pad ids dropped.
+  std::string decode(const std::vector<std::int64_t>& ids) const override;
   // Piece ids of `text` without special tokens.
   std::vector<std::int64_t> encode(const std::string& text) const;
   std::int64_t vocab_size() const;

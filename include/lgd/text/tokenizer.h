@@ -16,6 +16,8 @@ class Tokenizer {
   // truncated keeping the end token last.
   virtual std::vector<std::int64_t> tokenize(const std::string& text, std::int64_t context_length,
                                              Overflow overflow) const = 0;
+  // The text of `ids`, special and padding tokens dropped (for inspecting prompts).
+  virtual std::string decode(const std::vector<std::int64_t>& ids) const = 0;
 };
 
 }  // namespace lgd::text
