@@ -167,15 +167,21 @@ std::unique_ptr<Teacher> Teacher::load(const std::string& dir) {
   return t;
 }
 
+void Teacher::to(torch::Device device, torch::ScalarType dtype) {
+  for (auto* module : {&modules_->image, &modules_->text}) module->to(device, dtype);
+  device_ = device;
+  dtype_ = dtype;
+}
+
 torch::Tensor Teacher::encode_images(const torch::Tensor& images) const {
   torch::NoGradGuard no_grad;
-  auto out = modules_->image.forward({images}).toTensor();
+  auto out = modules_->image.forward({images.to(device_, dtype_)}).toTensor();
   return out.to(torch::kFloat32);
 }
 
 torch::Tensor Teacher::encode_tokens(const torch::Tensor& tokens) const {
   torch::NoGradGuard no_grad;
-  return modules_->text.forward({tokens}).toTensor().to(torch::kFloat32);
+  return modules_->text.forward({tokens.to(device_)}).toTensor().to(torch::kFloat32);
 }
 
 torch::Tensor Teacher::encode_texts(const std::vector<std::string>& texts) const {

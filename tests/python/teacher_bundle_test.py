@@ -126,6 +126,12 @@ with tempfile.TemporaryDirectory() as tmp:
     err = ((ours - theirs).norm() / theirs.norm()).item()
     assert err < 1e-5, f"image embeddings differ: {err:.2e}"
     assert "frozen=1" in info, info
+    for dtype, tolerance in (("float64", 1e-5), ("bfloat16", 3e-2)):
+        run(EMBED, bundle, tmp / "x.bin", 4, tmp / "y.bin", dtype)
+        other = torch.from_numpy(np.fromfile(tmp / "y.bin", dtype="<f4").reshape(4, D))
+        rel = ((other - theirs).norm() / theirs.norm()).item()
+        assert rel < tolerance, f"{dtype} teacher differs: relative error {rel:.2e}"
+        print(f"image embeddings in {dtype}: relative error {rel:.1e}")
     print(f"image embeddings: relative error {err:.1e}; teacher frozen")
 
     # TSB against the formula.

@@ -1,7 +1,7 @@
 // Test helper: loads a teacher bundle with lgd's loader and writes the image embeddings of
 // raw float32 input [N, 3, S, S] as raw float32 [N, D]. Prints "frozen=1" when no parameter
 // of either encoder requires grad and the embeddings carry no autograd history.
-//   teacher_embed BUNDLE INPUT.bin N OUTPUT.bin
+//   teacher_embed BUNDLE INPUT.bin N OUTPUT.bin [float32|float64|bfloat16]
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -10,12 +10,15 @@
 #include "lgd/distill/teacher.h"
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: teacher_embed BUNDLE INPUT.bin N OUTPUT.bin\n");
+  if (argc != 5 && argc != 6) {
+    std::fprintf(stderr, "usage: teacher_embed BUNDLE INPUT.bin N OUTPUT.bin [DTYPE]\n");
     return 2;
   }
   try {
     auto teacher = lgd::distill::Teacher::load(argv[1]);
+    const std::string dtype = argc == 6 ? argv[5] : "float32";
+    if (dtype != "float32")
+      teacher->to(torch::kCPU, dtype == "float64" ? torch::kFloat64 : torch::kBFloat16);
     const std::int64_t n = std::stoll(argv[3]), s = teacher->manifest().image.size;
     std::vector<char> raw = lgd::read_file(argv[2]);
     if (raw.size() != static_cast<std::size_t>(n * 3 * s * s * 4)) {

@@ -58,6 +58,12 @@ class Teacher {
   const std::string& dir() const { return dir_; }
   const text::Tokenizer& tokenizer() const { return *tokenizer_; }
 
+  // Runs both encoders on `device` in `dtype` (e.g. CUDA in bfloat16 or float16; float32 by
+  // default). Inputs are moved and cast by the encode functions; outputs are float32.
+  void to(torch::Device device, torch::ScalarType dtype);
+  torch::Device device() const { return device_; }
+  torch::ScalarType dtype() const { return dtype_; }
+
   // [B, 3, S, S] float, normalised with manifest().image mean/std -> [B, D], not normalised.
   torch::Tensor encode_images(const torch::Tensor& images) const;
   // [N, L] int64 token ids -> [N, D], not normalised.
@@ -75,6 +81,8 @@ class Teacher {
   TeacherManifest manifest_;
   std::unique_ptr<Modules> modules_;
   std::unique_ptr<text::Tokenizer> tokenizer_;
+  torch::Device device_ = torch::kCPU;
+  torch::ScalarType dtype_ = torch::kFloat32;
 };
 
 }  // namespace lgd::distill
