@@ -345,20 +345,8 @@ std::string ClipBpeTokenizer::decode(const std::vector<std::int64_t>& ids) const
 std::vector<std::int64_t> ClipBpeTokenizer::tokenize(const std::string& text,
                                                      std::int64_t context_length,
                                                      Overflow overflow) const {
-  std::vector<std::int64_t> ids = {start_id()};
-  const auto body = encode(text);
-  ids.insert(ids.end(), body.begin(), body.end());
-  ids.push_back(end_id());
-  if (static_cast<std::int64_t>(ids.size()) > context_length) {
-    if (overflow == Overflow::kError)
-      throw UsageError("text '" + text + "' is " + std::to_string(ids.size()) +
-                       " tokens long, more than the context length " +
-                       std::to_string(context_length));
-    ids.resize(context_length);
-    ids.back() = end_id();
-  }
-  ids.resize(context_length, 0);
-  return ids;
+  return frame_tokens(text, encode(text), start_id(), end_id(), /*pad_id=*/0, context_length,
+                      overflow);
 }
 
 }  // namespace lgd::text

@@ -105,21 +105,8 @@ std::string SentencePieceTokenizer::decode(const std::vector<std::int64_t>& ids)
 std::vector<std::int64_t> SentencePieceTokenizer::tokenize(const std::string& text,
                                                            std::int64_t context_length,
                                                            Overflow overflow) const {
-  std::vector<std::int64_t> ids;
-  if (options_.bos_id >= 0) ids.push_back(options_.bos_id);
-  const auto body = encode(text);
-  ids.insert(ids.end(), body.begin(), body.end());
-  if (options_.eos_id >= 0) ids.push_back(options_.eos_id);
-  if (static_cast<std::int64_t>(ids.size()) > context_length) {
-    if (overflow == Overflow::kError)
-      throw UsageError("text '" + text + "' is " + std::to_string(ids.size()) +
-                       " tokens long, more than the context length " +
-                       std::to_string(context_length));
-    ids.resize(context_length);
-    if (options_.eos_id >= 0) ids.back() = options_.eos_id;
-  }
-  ids.resize(context_length, options_.pad_id);
-  return ids;
+  return frame_tokens(text, encode(text), options_.bos_id, options_.eos_id, options_.pad_id,
+                      context_length, overflow);
 }
 
 }  // namespace lgd::text

@@ -20,4 +20,13 @@ class Tokenizer {
   virtual std::string decode(const std::vector<std::int64_t>& ids) const = 0;
 };
 
+// Frames `body` for a text encoder: [start] + body + [end] (either id skipped when < 0), then
+// the overflow rule, then padding with `pad_id` to `context_length`. `text` names the input in
+// the error for overlong text.
+std::vector<std::int64_t> frame_tokens(const std::string& text,
+                                       const std::vector<std::int64_t>& body,
+                                       std::int64_t start_id, std::int64_t end_id,
+                                       std::int64_t pad_id, std::int64_t context_length,
+                                       Overflow overflow);
+
 }  // namespace lgd::text
