@@ -32,22 +32,16 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class _ImageTower(torch.nn.Module):
-    def __init__(self, model):
+class _Tower(torch.nn.Module):
+    """One tower of a dual encoder as a module: forward = model.<method>(input)."""
+
+    def __init__(self, model, method):
         super().__init__()
         self.model = model
+        self.method = method
 
-    def forward(self, images):
-        return self.model.encode_image(images)
-
-
-class _TextTower(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, tokens):
-        return self.model.encode_text(tokens)
+    def forward(self, inputs):
+        return getattr(self.model, self.method)(inputs)
 
 
 def _quote(value):
@@ -91,8 +85,8 @@ def export_bundle(model, out_dir, *, name, image_size, mean, std, context_length
     torch.manual_seed(0)
     image_example = torch.randn(2, 3, image_size, image_size)
     with torch.no_grad():
-        image_traced = torch.jit.trace(_ImageTower(model), image_example, check_trace=False)
-        text_traced = torch.jit.trace(_TextTower(model), token_example.long(), check_trace=False)
+        image_traced = torch.jit.trace(_Tower(model, "encode_image"), image_example, check_trace=False)
+        text_traced = torch.jit.trace(_Tower(model, "encode_text"), token_example.long(), check_trace=False)
         fresh_images = torch.randn(3, 3, image_size, image_size)
         fresh_tokens = token_example.long().flip(0)
         eager_image = model.encode_image(fresh_images).float()

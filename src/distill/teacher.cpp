@@ -7,6 +7,7 @@
 
 #include "lgd/core/config_yaml.h"
 #include "lgd/core/errors.h"
+#include "lgd/core/shape_string.h"
 #include "lgd/text/clip_bpe.h"
 #include "lgd/text/sentencepiece_tokenizer.h"
 
@@ -59,12 +60,6 @@ std::string short_error(const std::exception& e) {
   if (lines.empty()) return s;
   const bool interpreter = lines.front().find("TorchScript interpreter") != std::string::npos;
   return interpreter ? lines.back() : lines.front();
-}
-
-std::string shape_of(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
 }
 
 }  // namespace
@@ -151,8 +146,8 @@ std::unique_ptr<Teacher> Teacher::load(const std::string& dir) {
                     short_error(e) + ")");
     }
     if (out.dim() != 2 || out.size(0) != 1 || out.size(1) != m.embed_dim)
-      throw IoError(manifest_path + ": " + key + ": output " + shape_of(out) + ", expected [1, " +
-                    std::to_string(m.embed_dim) + "] (embed_dim)");
+      throw IoError(manifest_path + ": " + key + ": output " + shape_string(out.sizes()) +
+                    ", expected [1, " + std::to_string(m.embed_dim) + "] (embed_dim)");
   };
   check(
       "image.file",

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "lgd/core/errors.h"
+#include "lgd/core/shape_string.h"
 #include "lgd/core/text_distance.h"
 
 namespace lgd::models {
@@ -17,12 +18,6 @@ void collect(const torch::nn::Module& module, const std::string& prefix, NamedTe
     out.emplace_back(prefix + b.key(), b.value().detach());
   for (const auto& child : module.named_children())
     collect(*child.value(), prefix + child.key() + ".", out);
-}
-
-std::string shape_string(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
 }
 
 std::string key_list(const std::vector<std::string>& keys) {
@@ -63,8 +58,8 @@ void load_state_dict(torch::nn::Module& module, const NamedTensors& tensors,
   for (const auto& [key, target] : own) {
     const torch::Tensor& value = *given[key];
     if (!value.sizes().equals(target.sizes()))
-      throw IoError(source + ": " + key + ": shape " + shape_string(value) + ", expected " +
-                    shape_string(target));
+      throw IoError(source + ": " + key + ": shape " + shape_string(value.sizes()) + ", expected " +
+                    shape_string(target.sizes()));
     target.copy_(value.to(target.dtype()));
   }
 }
