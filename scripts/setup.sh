@@ -6,9 +6,11 @@ set -euo pipefail
 PACKAGES=(
   cmake make g++ pkg-config ccache
   libtorch-dev libgloo-dev           # LibTorch 1.13 (CPU) and the headers its distributed API needs
+  libturbojpeg0-dev                  # JPEG decoding with DCT-domain down-scaling
   libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev libsentencepiece-dev zlib1g-dev
   libpcre2-dev                       # Unicode classes of CLIP's pre-tokenisation pattern
   libgtest-dev
+  dataset-fashion-mnist              # a real IDX dataset for tests and the demo
   python3 python3-numpy python3-torch python3-torchvision python3-sentencepiece  # test references
 )
 

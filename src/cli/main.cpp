@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   lgd::cli::add_export_command(app, commands);
   lgd::cli::add_tokenize_command(app, commands);
   lgd::cli::add_bank_command(app, commands);
+  lgd::cli::add_bench_command(app, commands);
 
   try {
     app.parse(argc, argv);

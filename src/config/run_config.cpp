@@ -40,6 +40,20 @@ FieldSet describe(RunConfig& c) {
   f.add("data.max_bad_fraction", &c.data.max_bad_fraction,
         "Stop when more than this fraction of samples cannot be read.")
       .range(0, 1);
+  f.add("data.split", &c.data.split, "Split of an idx or cifar dataset.").one_of({"train", "test"});
+  f.add("data.crop_scale", &c.data.crop_scale,
+        "RandomResizedCrop area fraction [min, max] of the mocov2 view (the linear view uses "
+        "torchvision's 0.08-1).");
+  f.add("data.crop_ratio", &c.data.crop_ratio, "RandomResizedCrop aspect ratio [min, max].");
+  f.add("data.jitter", &c.data.jitter,
+        "ColorJitter strengths [brightness, contrast, saturation, hue] (mocov2 view).");
+  f.add("data.jitter_p", &c.data.jitter_p, "Probability of applying ColorJitter.").range(0, 1);
+  f.add("data.grayscale_p", &c.data.grayscale_p, "Probability of RandomGrayscale.").range(0, 1);
+  f.add("data.blur_p", &c.data.blur_p, "Probability of GaussianBlur.").range(0, 1);
+  f.add("data.blur_sigma", &c.data.blur_sigma, "GaussianBlur sigma range [min, max].");
+  f.add("data.flip_p", &c.data.flip_p, "Probability of a horizontal flip.").range(0, 1);
+  f.add("data.jpeg_reduce", &c.data.jpeg_reduce,
+        "Decode large JPEGs at 1/2, 1/4 or 1/8 scale when the view still gets full resolution.");
 
   f.add("bank.file", &c.bank.file,
         "A TSB written by `lgd bank build`; empty builds it from the teacher at start.");
@@ -115,6 +129,19 @@ void check_consistency(const RunConfig& c, const Origins& origins, const std::st
       throw ConfigError(where("bank.template_list") + ": bank.template_list: template '" + t +
                         "' must contain exactly one {} for the class name");
   }
+  const auto check_pair = [&](const std::vector<double>& v, const char* key, double lo, double hi) {
+    if (v.size() != 2 || !(v[0] >= lo) || !(v[1] <= hi) || !(v[0] <= v[1]))
+      throw ConfigError(where(key) + ": " + key + ": expected [min, max] with " + std::to_string(lo) +
+                        " <= min <= max <= " + std::to_string(hi));
+  };
+  check_pair(c.data.crop_scale, "data.crop_scale", 1e-6, 1.0);
+  check_pair(c.data.crop_ratio, "data.crop_ratio", 1e-3, 1e3);
+  check_pair(c.data.blur_sigma, "data.blur_sigma", 1e-3, 100.0);
+  if (c.data.jitter.size() != 4 || c.data.jitter[0] < 0 || c.data.jitter[1] < 0 ||
+      c.data.jitter[2] < 0 || c.data.jitter[3] < 0 || c.data.jitter[3] > 0.5)
+    throw ConfigError(where("data.jitter") +
+                      ": data.jitter: expected [brightness, contrast, saturation, hue], each >= 0, "
+                      "hue <= 0.5");
   if (c.optim.warmup_epochs > c.optim.epochs)
     throw ConfigError(where("optim.warmup_epochs") +
                       ": optim.warmup_epochs: " + std::to_string(c.optim.warmup_epochs) +

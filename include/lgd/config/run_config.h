@@ -36,6 +36,17 @@ struct DataSection {
   std::int64_t workers = 0;        // decode threads; 0: all cores
   std::string augment = "mocov2";  // mocov2 | linear | eval | none
   double max_bad_fraction = 0.01;
+  std::string split = "train";  // idx and cifar: train | test
+  // Augmentation parameters (defaults: MoCo v2, the reference recipe).
+  std::vector<double> crop_scale{0.2, 1.0};
+  std::vector<double> crop_ratio{3.0 / 4.0, 4.0 / 3.0};
+  std::vector<double> jitter{0.4, 0.4, 0.4, 0.1};  // brightness, contrast, saturation, hue
+  double jitter_p = 0.8;
+  double grayscale_p = 0.2;
+  double blur_p = 0.5;
+  std::vector<double> blur_sigma{0.1, 2.0};
+  double flip_p = 0.5;
+  bool jpeg_reduce = true;
 };
 
 struct BankSection {

@@ -1,0 +1,150 @@
+#include "lgd/data/decode.h"
+
+#include <turbojpeg.h>
+
+#include <cstring>
+#include <fstream>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <utility>
+
+namespace lgd::data {
+namespace {
+
+class MemorySource final : public ImageSource {
+ public:
+  explicit MemorySource(Image image) : image_(std::move(image)) {}
+  int width() const override { return image_.width; }
+  int height() const override { return image_.height; }
+  Image decode(int) override { return std::move(image_); }
+
+ private:
+  Image image_;
+};
+
+// One TurboJPEG decompressor per thread, created on first use.
+tjhandle thread_decompressor() {
+  struct Handle {
+    tjhandle h = tjInitDecompress();
+    ~Handle() {
+      if (h != nullptr) tjDestroy(h);
+    }
+  };
+  thread_local Handle handle;
+  if (handle.h == nullptr) throw std::runtime_error("libjpeg-turbo: cannot create a decompressor");
+  return handle.h;
+}
+
+// PIL's CMYK -> RGB for JPEGs, which it reads as Adobe-inverted CMYK: with c, k the stored
+// values, PIL's C = 255 - c and K = 255 - k, and R = (255 - K) - (C * (255 - K) / 255).
+inline std::uint8_t cmyk_channel(int stored_c, int stored_k) {
+  const int nk = stored_k;
+  const int tmp = (255 - stored_c) * nk + 128;
+  const int v = nk - (((tmp >> 8) + tmp) >> 8);
+  return static_cast<std::uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+class JpegSource final : public ImageSource {
+ public:
+  JpegSource(std::vector<std::uint8_t> bytes, std::string name)
+      : bytes_(std::move(bytes)), name_(std::move(name)) {
+    int subsamp = 0;
+    if (tjDecompressHeader3(thread_decompressor(), bytes_.data(),
+                            static_cast<unsigned long>(bytes_.size()), &width_, &height_,
+                            &subsamp, &colorspace_) != 0) {
+      throw BadSample(name_ + ": not a readable JPEG (" +
+                      tjGetErrorStr2(thread_decompressor()) + ")");
+    }
+    if (width_ <= 0 || height_ <= 0) throw BadSample(name_ + ": JPEG with an empty image");
+  }
+  int width() const override { return width_; }
+  int height() const override { return height_; }
+
+  Image decode(int reduce_log2) override {
+    tjhandle tj = thread_decompressor();
+    const tjscalingfactor factor{1, 1 << std::max(0, std::min(reduce_log2, 3))};
+    const int w = TJSCALED(width_, factor);
+    const int h = TJSCALED(height_, factor);
+    Image out(w, h);
+    const bool cmyk = colorspace_ == TJCS_CMYK || colorspace_ == TJCS_YCCK;
+    std::vector<std::uint8_t> cmyk_buffer;
+    std::uint8_t* target = out.pixels.data();
+    if (cmyk) {
+      cmyk_buffer.resize(static_cast<std::size_t>(w) * h * 4);
+      target = cmyk_buffer.data();
+    }
+    const int rc = tjDecompress2(tj, bytes_.data(), static_cast<unsigned long>(bytes_.size()),
+                                 target, w, 0, h, cmyk ? TJPF_CMYK : TJPF_RGB, 0);
+    if (rc != 0) {
+      const std::string message = tjGetErrorStr2(tj);
+      // Recoverable warnings (stray bytes between markers) leave a complete image, as PIL
+      // accepts them; a premature end does not, and PIL refuses those files too.
+      if (tjGetErrorCode(tj) != TJERR_WARNING || message.find("Premature end") != std::string::npos) {
+        throw BadSample(name_ + ": corrupt or truncated JPEG (" + message + ")");
+      }
+    }
+    if (cmyk) {
+      const std::size_t n = static_cast<std::size_t>(w) * h;
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::uint8_t* p = &cmyk_buffer[i * 4];
+        out.pixels[i * 3 + 0] = cmyk_channel(p[0], p[3]);
+        out.pixels[i * 3 + 1] = cmyk_channel(p[1], p[3]);
+        out.pixels[i * 3 + 2] = cmyk_channel(p[2], p[3]);
+      }
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::uint8_t> bytes_;
+  std::string name_;
+  int width_ = 0;
+  int height_ = 0;
+  int colorspace_ = 0;
+};
+
+Image decode_with_opencv(const std::vector<std::uint8_t>& bytes, const std::string& name) {
+  cv::Mat bgr;
+  try {
+    const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1,
+                      const_cast<std::uint8_t*>(bytes.data()));
+    bgr = cv::imdecode(raw, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+  } catch (const cv::Exception& e) {
+    throw BadSample(name + ": not a readable image (" + e.msg + ")");
+  }
+  if (bgr.empty() || bgr.type() != CV_8UC3) throw BadSample(name + ": not a readable image");
+  Image out(bgr.cols, bgr.rows);
+  cv::Mat rgb(bgr.rows, bgr.cols, CV_8UC3, out.pixels.data());
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<ImageSource> memory_source(Image image) {
+  return std::make_unique<MemorySource>(std::move(image));
+}
+
+std::unique_ptr<ImageSource> encoded_source(std::vector<std::uint8_t> bytes, std::string name) {
+  if (bytes.empty()) throw BadSample(name + ": empty file");
+  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) {
+    return std::make_unique<JpegSource>(std::move(bytes), std::move(name));
+  }
+  return std::make_unique<MemorySource>(decode_with_opencv(bytes, name));
+}
+
+std::unique_ptr<ImageSource> file_source(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw BadSample(path + ": cannot open");
+  const std::streamsize size = in.tellg();
+  if (size <= 0) throw BadSample(path + ": empty file");
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  in.seekg(0);
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) throw BadSample(path + ": read error");
+  return encoded_source(std::move(bytes), path);
+}
+
+Image decode_file(const std::string& path) { return file_source(path)->decode(0); }
+
+}  // namespace lgd::data

@@ -1,0 +1,266 @@
+#include "lgd/data/loader.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <condition_variable>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "lgd/core/errors.h"
+#include "lgd/core/torch_compat.h"
+#include "lgd/data/sampler.h"
+
+namespace lgd::data {
+namespace {
+
+constexpr int kMaxReplacementAttempts = 100;
+
+struct PendingBatch {
+  torch::Tensor images, labels, indices;
+  std::int64_t size = 0;
+  std::int64_t filled = 0;
+  std::int64_t bad = 0;
+};
+
+}  // namespace
+
+struct Loader::State {
+  std::shared_ptr<const Dataset> dataset;
+  Transform transform;
+  LoaderOptions options;
+  DistributedSampler sampler;
+  int prefetch = 2;
+  std::vector<std::thread> threads;
+
+  mutable std::mutex mutex;
+  std::condition_variable work_cv, ready_cv;
+  bool stop = false;
+  bool active = false;
+  std::uint64_t generation = 0;
+  std::int64_t epoch = 0;
+  std::int64_t first_batch = 0;  // batch number of order[0]
+  std::vector<std::int64_t> order;
+  std::int64_t total_slots = 0;
+  std::int64_t next_slot = 0;
+  std::int64_t consumed = 0;  // batches handed out in this run
+  std::int64_t run_batches = 0;
+  std::map<std::int64_t, std::shared_ptr<PendingBatch>> pending;
+  std::int64_t bad = 0;
+  std::exception_ptr error;
+  std::set<std::int64_t> known_bad;  // dataset indices already logged
+
+  State(std::shared_ptr<const Dataset> ds, Transform t, LoaderOptions o)
+      : dataset(std::move(ds)),
+        transform(std::move(t)),
+        options(o),
+        sampler(SamplerOptions{dataset->size(), o.rank, o.world_size,
+                               static_cast<std::int64_t>(o.seed), o.shuffle, false}) {}
+
+  std::int64_t batch_size_of(std::int64_t run_batch) const {
+    const std::int64_t B = options.batch_size;
+    return std::min(B, total_slots - run_batch * B);
+  }
+
+  // Makes the sample for `index` (or its replacement) into `out`; returns (label, index used,
+  // replaced).
+  std::tuple<std::int64_t, std::int64_t, bool> produce(std::int64_t index, std::int64_t ep,
+                                                       std::uint8_t* out) {
+    const std::int64_t n = dataset->size();
+    std::int64_t current = index;
+    for (int attempt = 0; attempt <= kMaxReplacementAttempts; ++attempt) {
+      if (attempt > 0) {
+        SampleRng pick(options.seed, ep, index, -attempt);
+        current = pick.integer(0, n);
+      }
+      bool skip = false;
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        skip = known_bad.count(current) != 0;
+      }
+      if (!skip) {
+        try {
+          auto source = dataset->open(current);
+          SampleRng rng(options.seed, ep, current, attempt);
+          transform.apply(*source, rng, out);
+          return {dataset->label(current), current, attempt > 0};
+        } catch (const BadSample& e) {
+          std::lock_guard<std::mutex> lock(mutex);
+          if (known_bad.insert(current).second) {
+            spdlog::warn("[data] skipping unreadable sample: {}", e.what());
+          }
+        }
+      }
+    }
+    throw IoError(dataset->describe(index) + ": no readable replacement found in " +
+                  std::to_string(kMaxReplacementAttempts) + " tries (is most of the dataset unreadable?)");
+  }
+
+  void worker() {
+    const std::int64_t S = transform.size();
+    const std::size_t sample_bytes = static_cast<std::size_t>(S) * S * 3;
+    std::unique_lock<std::mutex> lock(mutex);
+    while (true) {
+      work_cv.wait(lock, [&] {
+        return stop || (active && !error && next_slot < total_slots &&
+                        next_slot / options.batch_size < consumed + prefetch);
+      });
+      if (stop) return;
+      const std::int64_t slot = next_slot++;
+      const std::uint64_t gen = generation;
+      const std::int64_t b = slot / options.batch_size;
+      const std::int64_t pos = slot % options.batch_size;
+      auto& entry = pending[b];
+      if (!entry) {
+        entry = std::make_shared<PendingBatch>();
+        entry->size = batch_size_of(b);
+        auto u8 = torch::TensorOptions().dtype(torch::kUInt8);
+        if (options.pin_memory && compat::cuda_available()) u8 = u8.pinned_memory(true);
+        entry->images = torch::empty({entry->size, S, S, 3}, u8);
+        entry->labels = torch::empty({entry->size}, torch::kInt64);
+        entry->indices = torch::empty({entry->size}, torch::kInt64);
+      }
+      const std::shared_ptr<PendingBatch> batch = entry;
+      const std::int64_t index = order[slot];
+      const std::int64_t ep = epoch;
+      lock.unlock();
+
+      std::exception_ptr failure;
+      std::int64_t label = 0, used = index;
+      bool replaced = false;
+      try {
+        std::tie(label, used, replaced) =
+            produce(index, ep, batch->images.data_ptr<std::uint8_t>() + pos * sample_bytes);
+        batch->labels.data_ptr<std::int64_t>()[pos] = label;
+        batch->indices.data_ptr<std::int64_t>()[pos] = used;
+      } catch (const Error&) {
+        failure = std::current_exception();
+      } catch (const std::exception& e) {
+        failure = std::make_exception_ptr(
+            IoError(dataset->describe(index) + ": " + std::string(e.what())));
+      }
+
+      lock.lock();
+      if (gen != generation) continue;
+      if (failure) {
+        if (!error) error = failure;
+        ready_cv.notify_all();
+        continue;
+      }
+      if (replaced) {
+        ++batch->bad;
+        ++bad;
+        const double limit = options.max_bad_fraction * static_cast<double>(sampler.num_samples());
+        if (static_cast<double>(bad) > limit && !error) {
+          error = std::make_exception_ptr(IoError(
+              "data: " + std::to_string(bad) + " unreadable samples in epoch " +
+              std::to_string(ep) + " of " + std::to_string(sampler.num_samples()) +
+              ", more than data.max_bad_fraction = " + std::to_string(options.max_bad_fraction) +
+              " allows (last: " + dataset->describe(index) + ")"));
+        }
+      }
+      if (++batch->filled == batch->size) ready_cv.notify_all();
+      if (error) ready_cv.notify_all();
+    }
+  }
+};
+
+Loader::Loader(std::shared_ptr<const Dataset> dataset, Transform transform, LoaderOptions options) {
+  if (!dataset || dataset->size() == 0) throw IoError("data: empty dataset");
+  if (options.batch_size < 1) throw UsageError("data: batch size must be positive");
+  int workers = options.workers;
+  if (workers <= 0) workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.workers = workers;
+  state_ = std::make_unique<State>(std::move(dataset), std::move(transform), options);
+  state_->prefetch =
+      options.prefetch_batches > 0 ? options.prefetch_batches : std::max(2, workers / 4 + 2);
+  if (batches_per_epoch() == 0)
+    throw IoError("data: " + std::to_string(samples_per_epoch()) + " samples per process is less "
+                  "than one batch of " + std::to_string(options.batch_size) + " (drop_last)");
+  for (int i = 0; i < workers; ++i) state_->threads.emplace_back([s = state_.get()] { s->worker(); });
+}
+
+Loader::~Loader() {
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->stop = true;
+  }
+  state_->work_cv.notify_all();
+  for (auto& t : state_->threads) t.join();
+}
+
+std::int64_t Loader::samples_per_epoch() const { return state_->sampler.num_samples(); }
+
+std::int64_t Loader::batches_per_epoch() const {
+  const std::int64_t n = samples_per_epoch(), B = state_->options.batch_size;
+  return state_->options.drop_last ? n / B : (n + B - 1) / B;
+}
+
+int Loader::workers() const { return state_->options.workers; }
+
+const Dataset& Loader::dataset() const { return *state_->dataset; }
+
+void Loader::start_epoch(std::int64_t epoch, std::int64_t start_batch) {
+  const std::int64_t total_batches = batches_per_epoch();
+  if (start_batch < 0 || start_batch > total_batches)
+    throw UsageError("data: start batch " + std::to_string(start_batch) + " outside [0, " +
+                     std::to_string(total_batches) + "]");
+  auto order = state_->sampler.indices(epoch, start_batch * state_->options.batch_size);
+  const std::int64_t B = state_->options.batch_size;
+  const std::int64_t run_batches = total_batches - start_batch;
+  const std::int64_t slots = std::min<std::int64_t>(static_cast<std::int64_t>(order.size()), run_batches * B);
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    ++state_->generation;
+    state_->pending.clear();
+    state_->order = std::move(order);
+    state_->epoch = epoch;
+    state_->first_batch = start_batch;
+    state_->total_slots = slots;
+    state_->run_batches = run_batches;
+    state_->next_slot = 0;
+    state_->consumed = 0;
+    state_->bad = 0;
+    state_->error = nullptr;
+    state_->active = true;
+  }
+  state_->work_cv.notify_all();
+}
+
+std::optional<Batch> Loader::next() {
+  State& s = *state_;
+  std::unique_lock<std::mutex> lock(s.mutex);
+  if (!s.active) throw UsageError("data: next() before start_epoch()");
+  if (s.error) std::rethrow_exception(s.error);
+  if (s.consumed >= s.run_batches) return std::nullopt;
+  const std::int64_t b = s.consumed;
+  s.ready_cv.wait(lock, [&] {
+    if (s.error) return true;
+    const auto it = s.pending.find(b);
+    return it != s.pending.end() && it->second->filled == it->second->size;
+  });
+  if (s.error) std::rethrow_exception(s.error);
+  const auto entry = s.pending[b];
+  s.pending.erase(b);
+  ++s.consumed;
+  lock.unlock();
+  s.work_cv.notify_all();
+  Batch batch;
+  batch.images = entry->images;
+  batch.labels = entry->labels;
+  batch.indices = entry->indices;
+  batch.epoch = s.epoch;
+  batch.step = s.first_batch + b;
+  batch.bad = entry->bad;
+  return batch;
+}
+
+std::int64_t Loader::bad_samples() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->bad;
+}
+
+}  // namespace lgd::data
