@@ -23,17 +23,25 @@ class MemorySource final : public ImageSource {
   Image image_;
 };
 
-// One TurboJPEG decompressor per thread, created on first use.
-tjhandle thread_decompressor() {
-  struct Handle {
-    tjhandle h = tjInitDecompress();
-    ~Handle() {
-      if (h != nullptr) tjDestroy(h);
-    }
-  };
-  thread_local Handle handle;
-  if (handle.h == nullptr) throw std::runtime_error("libjpeg-turbo: cannot create a decompressor");
-  return handle.h;
+// One TurboJPEG decompressor per thread, created on first use and replaced after a failure
+// (a handle that failed part-way keeps state that breaks the next header it reads).
+struct Decompressor {
+  tjhandle h = nullptr;
+  ~Decompressor() { reset(); }
+  void reset() {
+    if (h != nullptr) tjDestroy(h);
+    h = nullptr;
+  }
+  tjhandle get() {
+    if (h == nullptr) h = tjInitDecompress();
+    if (h == nullptr) throw std::runtime_error("libjpeg-turbo: cannot create a decompressor");
+    return h;
+  }
+};
+
+Decompressor& thread_decompressor() {
+  thread_local Decompressor d;
+  return d;
 }
 
 // PIL's CMYK -> RGB for JPEGs, which it reads as Adobe-inverted CMYK: with c, k the stored
@@ -50,11 +58,12 @@ class JpegSource final : public ImageSource {
   JpegSource(std::vector<std::uint8_t> bytes, std::string name)
       : bytes_(std::move(bytes)), name_(std::move(name)) {
     int subsamp = 0;
-    if (tjDecompressHeader3(thread_decompressor(), bytes_.data(),
-                            static_cast<unsigned long>(bytes_.size()), &width_, &height_,
-                            &subsamp, &colorspace_) != 0) {
-      throw BadSample(name_ + ": not a readable JPEG (" +
-                      tjGetErrorStr2(thread_decompressor()) + ")");
+    Decompressor& d = thread_decompressor();
+    if (tjDecompressHeader3(d.get(), bytes_.data(), static_cast<unsigned long>(bytes_.size()),
+                            &width_, &height_, &subsamp, &colorspace_) != 0) {
+      const std::string message = tjGetErrorStr2(d.get());
+      d.reset();
+      throw BadSample(name_ + ": not a readable JPEG (" + message + ")");
     }
     if (width_ <= 0 || height_ <= 0) throw BadSample(name_ + ": JPEG with an empty image");
   }
@@ -62,7 +71,8 @@ class JpegSource final : public ImageSource {
   int height() const override { return height_; }
 
   Image decode(int reduce_log2) override {
-    tjhandle tj = thread_decompressor();
+    Decompressor& d = thread_decompressor();
+    tjhandle tj = d.get();
     const tjscalingfactor factor{1, 1 << std::max(0, std::min(reduce_log2, 3))};
     const int w = TJSCALED(width_, factor);
     const int h = TJSCALED(height_, factor);
@@ -78,9 +88,11 @@ class JpegSource final : public ImageSource {
                                  target, w, 0, h, cmyk ? TJPF_CMYK : TJPF_RGB, 0);
     if (rc != 0) {
       const std::string message = tjGetErrorStr2(tj);
+      const bool warning = tjGetErrorCode(tj) == TJERR_WARNING;
+      d.reset();
       // Recoverable warnings (stray bytes between markers) leave a complete image, as PIL
       // accepts them; a premature end does not, and PIL refuses those files too.
-      if (tjGetErrorCode(tj) != TJERR_WARNING || message.find("Premature end") != std::string::npos) {
+      if (!warning || message.find("Premature end") != std::string::npos) {
         throw BadSample(name_ + ": corrupt or truncated JPEG (" + message + ")");
       }
     }

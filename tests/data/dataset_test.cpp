@@ -1,0 +1,272 @@
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <map>
+
+#include "data_test_util.h"
+#include "lgd/core/errors.h"
+#include "lgd/data/dataset.h"
+
+namespace lgd::data {
+namespace {
+
+using lgd::testing::TempDir;
+using lgd::testing::write_bytes;
+using lgd::testing::write_solid;
+using lgd::testing::write_text;
+
+Image full(const Dataset& ds, std::int64_t i) { return ds.open(i)->decode(0); }
+
+void expect_solid(const Image& img, int w, int h, int r, int g, int b, int tol) {
+  ASSERT_EQ(img.width, w);
+  ASSERT_EQ(img.height, h);
+  for (std::size_t i = 0; i < img.pixels.size(); i += 3) {
+    ASSERT_NEAR(img.pixels[i], r, tol);
+    ASSERT_NEAR(img.pixels[i + 1], g, tol);
+    ASSERT_NEAR(img.pixels[i + 2], b, tol);
+  }
+}
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(ImageFolder, SortsClassesAndFilesLikeTorchvisionAndReadsEachFormat) {
+  TempDir dir("folder");
+  write_solid(dir / "zebra/b.png", 7, 5, 10, 20, 30);
+  write_solid(dir / "zebra/a.jpg", 16, 16, 200, 100, 50);
+  write_solid(dir / "zebra/sub/c.bmp", 3, 4, 1, 2, 3);
+  write_text(dir / "zebra/notes.txt", "not an image");
+  write_solid(dir / "apple/x.webp", 9, 9, 90, 180, 45);
+  write_solid(dir / "mango/M.PNG", 2, 2, 255, 0, 128);
+  DatasetOptions o;
+  o.root = dir.str();
+  const auto ds = open_dataset(o);
+  EXPECT_EQ(ds->class_names(), (std::vector<std::string>{"apple", "mango", "zebra"}));
+  ASSERT_EQ(ds->size(), 5);
+  const std::vector<std::string> files = {"apple/x.webp", "mango/M.PNG", "zebra/a.jpg",
+                                          "zebra/b.png", "zebra/sub/c.bmp"};
+  const std::vector<std::int64_t> labels = {0, 1, 2, 2, 2};
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(ds->describe(i), dir / files[i]);
+    EXPECT_EQ(ds->label(i), labels[i]);
+  }
+  expect_solid(full(*ds, 0), 9, 9, 90, 180, 45, 1);  // WebP (lossy at default quality)
+  expect_solid(full(*ds, 1), 2, 2, 255, 0, 128, 0);
+  expect_solid(full(*ds, 2), 16, 16, 200, 100, 50, 3);  // JPEG
+  expect_solid(full(*ds, 3), 7, 5, 10, 20, 30, 0);
+  expect_solid(full(*ds, 4), 3, 4, 1, 2, 3, 0);
+}
+
+TEST(ImageFolder, ClassNamesFromAFilePositionallyOrByWnid) {
+  TempDir dir("names");
+  write_solid(dir / "data/n02/a.png", 2, 2, 0, 0, 0);
+  write_solid(dir / "data/n01/a.png", 2, 2, 0, 0, 0);
+  write_text(dir / "plain.txt", "goldfish\n\ntench\n");
+  write_text(dir / "wnids.txt", "n01\ttench, Tinca tinca\nn02\tgoldfish\nn03\tunused\n");
+  DatasetOptions o;
+  o.root = dir / "data";
+  o.classnames = dir / "plain.txt";
+  EXPECT_EQ(open_dataset(o)->class_names(), (std::vector<std::string>{"goldfish", "tench"}));
+  o.classnames = dir / "wnids.txt";
+  EXPECT_EQ(open_dataset(o)->class_names(),
+            (std::vector<std::string>{"tench, Tinca tinca", "goldfish"}));
+  write_text(dir / "short.txt", "one\n");
+  o.classnames = dir / "short.txt";
+  EXPECT_NE(error_of([&] { open_dataset(o); }).find("1 class names for 2 classes"), std::string::npos);
+}
+
+TEST(ImageFolder, EmptyClassFolderAndMissingRootAreErrorsNamingThePath) {
+  TempDir dir("empty");
+  write_solid(dir / "a/x.png", 2, 2, 0, 0, 0);
+  std::filesystem::create_directories(dir / "b");
+  write_text(dir / "b/readme.txt", "no images here");
+  DatasetOptions o;
+  o.root = dir.str();
+  const std::string e = error_of([&] { open_dataset(o); });
+  EXPECT_NE(e.find(dir / "b"), std::string::npos) << e;
+  EXPECT_NE(e.find("without images"), std::string::npos) << e;
+  o.root = dir / "missing";
+  EXPECT_NE(error_of([&] { open_dataset(o); }).find(dir / "missing"), std::string::npos);
+  TempDir none("none");
+  o.root = none.str();
+  EXPECT_NE(error_of([&] { open_dataset(o); }).find("no class folders"), std::string::npos);
+}
+
+TEST(FileList, CsvWithHeaderRelativePathsAndIntegerLabels) {
+  TempDir dir("list");
+  write_solid(dir / "img/a.png", 3, 3, 1, 1, 1);
+  write_solid(dir / "img/b.png", 3, 3, 2, 2, 2);
+  write_text(dir / "list.csv", "path,label\nimg/a.png,2\n\"img/b.png\",0\n");
+  DatasetOptions o;
+  o.format = "file_list";
+  o.root = dir / "list.csv";
+  auto ds = open_dataset(o);
+  ASSERT_EQ(ds->size(), 2);
+  EXPECT_EQ(ds->num_classes(), 3);
+  EXPECT_EQ(ds->label(0), 2);
+  EXPECT_EQ(ds->label(1), 0);
+  EXPECT_EQ(ds->describe(1), dir / "img/b.png");
+  expect_solid(full(*ds, 1), 3, 3, 2, 2, 2, 0);
+
+  write_text(dir / "names.txt", "x\ny\n");
+  o.classnames = dir / "names.txt";
+  const std::string e = error_of([&] { open_dataset(o); });
+  EXPECT_NE(e.find(dir / "list.csv" + ":2: label 2 is outside [0, 2)"), std::string::npos) << e;
+}
+
+TEST(FileList, TsvWithClassNamesSortedIntoLabels) {
+  TempDir dir("tsv");
+  write_solid(dir / "a.png", 3, 3, 1, 1, 1);
+  write_text(dir / "list.tsv", dir / "a.png" + "\tzebra\n" + "a.png\tant\na.png\tzebra\n");
+  DatasetOptions o;
+  o.format = "file_list";
+  o.root = dir / "list.tsv";
+  auto ds = open_dataset(o);
+  EXPECT_EQ(ds->class_names(), (std::vector<std::string>{"ant", "zebra"}));
+  EXPECT_EQ(ds->label(0), 1);
+  EXPECT_EQ(ds->label(1), 0);
+  write_text(dir / "bad.csv", "a.png,1\na.png\n");
+  o.root = dir / "bad.csv";
+  EXPECT_NE(error_of([&] { open_dataset(o); }).find("bad.csv:2: expected 'path,label'"),
+            std::string::npos);
+  write_text(dir / "empty.csv", "path,label\n");
+  o.root = dir / "empty.csv";
+  EXPECT_NE(error_of([&] { open_dataset(o); }).find("empty file list"), std::string::npos);
+}
+
+std::vector<std::uint8_t> be32(std::uint32_t v) {
+  return {std::uint8_t(v >> 24), std::uint8_t(v >> 16), std::uint8_t(v >> 8), std::uint8_t(v)};
+}
+
+void write_gz(const std::string& path, const std::vector<std::uint8_t>& bytes) {
+  gzFile f = gzopen(path.c_str(), "wb");
+  gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+  gzclose(f);
+}
+
+TEST(Idx, ReadsImagesAndLabelsPlainAndGzippedAsRgb) {
+  TempDir dir("idx");
+  const int n = 5, rows = 4, cols = 3;
+  std::vector<std::uint8_t> images = be32(0x803), labels = be32(0x801);
+  for (auto v : {be32(n), be32(rows), be32(cols)}) images.insert(images.end(), v.begin(), v.end());
+  auto nv = be32(n);
+  labels.insert(labels.end(), nv.begin(), nv.end());
+  for (int i = 0; i < n; ++i) {
+    labels.push_back(static_cast<std::uint8_t>((i * 3) % 4));
+    for (int p = 0; p < rows * cols; ++p) images.push_back(static_cast<std::uint8_t>(i * 40 + p));
+  }
+  write_gz(dir / "train-images-idx3-ubyte.gz", images);
+  write_bytes(dir / "train-labels-idx1-ubyte", labels);
+  DatasetOptions o;
+  o.format = "idx";
+  o.root = dir.str();
+  auto ds = open_dataset(o);
+  ASSERT_EQ(ds->size(), n);
+  EXPECT_EQ(ds->num_classes(), 4);
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(ds->label(i), (i * 3) % 4);
+    const Image img = full(*ds, i);
+    ASSERT_EQ(img.width, cols);
+    ASSERT_EQ(img.height, rows);
+    for (int y = 0; y < rows; ++y)
+      for (int x = 0; x < cols; ++x)
+        for (int c = 0; c < 3; ++c) ASSERT_EQ(img.row(y)[x * 3 + c], i * 40 + y * cols + x);
+  }
+  o.split = "test";
+  EXPECT_NE(error_of([&] { open_dataset(o); }).find("t10k-images-idx3-ubyte"), std::string::npos);
+  labels.pop_back();
+  write_bytes(dir / "train-labels-idx1-ubyte", labels);
+  o.split = "train";
+  EXPECT_NE(error_of([&] { open_dataset(o); }).find("labels for 5 images"), std::string::npos);
+}
+
+TEST(Idx, FashionMnistFromTheDebianPackage) {
+  const std::string root = "/usr/share/datasets/fashion-mnist";
+  if (!std::filesystem::exists(root + "/train-images-idx3-ubyte.gz"))
+    GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  DatasetOptions o;
+  o.format = "idx";
+  o.root = root;
+  for (const auto& [split, count] : std::map<std::string, int>{{"train", 60000}, {"test", 10000}}) {
+    o.split = split;
+    auto ds = open_dataset(o);
+    ASSERT_EQ(ds->size(), count);
+    EXPECT_EQ(ds->num_classes(), 10);
+    std::vector<int> per_class(10);
+    for (std::int64_t i = 0; i < ds->size(); ++i) ++per_class[ds->label(i)];
+    for (int c = 0; c < 10; ++c) EXPECT_EQ(per_class[c], count / 10);  // balanced by design
+    const Image img = full(*ds, 0);
+    EXPECT_EQ(img.width, 28);
+    EXPECT_EQ(img.height, 28);
+  }
+}
+
+TEST(Cifar, Cifar10BatchesAndCifar100Files) {
+  TempDir dir("cifar10");
+  auto record = [](int label_bytes, int coarse, int fine, int seed) {
+    std::vector<std::uint8_t> r;
+    if (label_bytes == 2) r.push_back(static_cast<std::uint8_t>(coarse));
+    r.push_back(static_cast<std::uint8_t>(fine));
+    for (int c = 0; c < 3; ++c)
+      for (int p = 0; p < 1024; ++p) r.push_back(static_cast<std::uint8_t>(seed + c * 50 + p % 7));
+    return r;
+  };
+  for (int b = 1; b <= 5; ++b) {
+    std::vector<std::uint8_t> bytes;
+    for (int k = 0; k < 2; ++k) {
+      auto r = record(1, 0, (b + k) % 10, b * 2 + k);
+      bytes.insert(bytes.end(), r.begin(), r.end());
+    }
+    write_bytes(dir / ("data_batch_" + std::to_string(b) + ".bin"), bytes);
+  }
+  write_bytes(dir / "test_batch.bin", record(1, 0, 9, 99));
+  std::string names;
+  for (const char* n : {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                        "ship", "truck"})
+    names += std::string(n) + "\n";
+  write_text(dir / "batches.meta.txt", names);
+  DatasetOptions o;
+  o.format = "cifar";
+  o.root = dir.str();
+  auto ds = open_dataset(o);
+  ASSERT_EQ(ds->size(), 10);
+  EXPECT_EQ(ds->class_names()[9], "truck");
+  EXPECT_EQ(ds->label(3), 3);  // batch 2, second record: (2 + 1) % 10
+  const Image img = full(*ds, 3);
+  ASSERT_EQ(img.width, 32);
+  // Planar R, G, B planes become interleaved pixels.
+  for (int p : {0, 1, 33, 1023}) {
+    for (int c = 0; c < 3; ++c) EXPECT_EQ(img.pixels[p * 3 + c], 5 + c * 50 + p % 7);
+  }
+  o.split = "test";
+  EXPECT_EQ(open_dataset(o)->size(), 1);
+
+  TempDir dir100("cifar100");
+  std::vector<std::uint8_t> bytes;
+  for (int k = 0; k < 3; ++k) {
+    auto r = record(2, 19, 40 + k, k);
+    bytes.insert(bytes.end(), r.begin(), r.end());
+  }
+  write_bytes(dir100 / "train.bin", bytes);
+  o.root = dir100.str();
+  o.split = "train";
+  auto ds100 = open_dataset(o);
+  ASSERT_EQ(ds100->size(), 3);
+  EXPECT_EQ(ds100->label(2), 42);  // the fine label
+  EXPECT_EQ(ds100->num_classes(), 43);
+  bytes.pop_back();
+  write_bytes(dir100 / "train.bin", bytes);
+  EXPECT_NE(error_of([&] { open_dataset(o); }).find("not a whole number of 3074-byte"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace lgd::data
