@@ -17,10 +17,15 @@ class MemorySource final : public ImageSource {
   explicit MemorySource(Image image) : image_(std::move(image)) {}
   int width() const override { return image_.width; }
   int height() const override { return image_.height; }
-  Image decode(int) override { return std::move(image_); }
+  void decode_into(int, Image& out) override {
+    if (used_) throw std::logic_error("memory image source decoded twice");
+    used_ = true;
+    std::swap(out, image_);
+  }
 
  private:
   Image image_;
+  bool used_ = false;
 };
 
 // One TurboJPEG decompressor per thread, created on first use and replaced after a failure
@@ -70,15 +75,15 @@ class JpegSource final : public ImageSource {
   int width() const override { return width_; }
   int height() const override { return height_; }
 
-  Image decode(int reduce_log2) override {
+  void decode_into(int reduce_log2, Image& out) override {
     Decompressor& d = thread_decompressor();
     tjhandle tj = d.get();
     const tjscalingfactor factor{1, 1 << std::max(0, std::min(reduce_log2, 3))};
     const int w = TJSCALED(width_, factor);
     const int h = TJSCALED(height_, factor);
-    Image out(w, h);
+    out.reshape(w, h);
     const bool cmyk = colorspace_ == TJCS_CMYK || colorspace_ == TJCS_YCCK;
-    std::vector<std::uint8_t> cmyk_buffer;
+    thread_local std::vector<std::uint8_t> cmyk_buffer;
     std::uint8_t* target = out.pixels.data();
     if (cmyk) {
       cmyk_buffer.resize(static_cast<std::size_t>(w) * h * 4);
@@ -105,7 +110,6 @@ class JpegSource final : public ImageSource {
         out.pixels[i * 3 + 2] = cmyk_channel(p[2], p[3]);
       }
     }
-    return out;
   }
 
  private:

@@ -99,6 +99,21 @@ struct Loader::State {
                   std::to_string(kMaxReplacementAttempts) + " tries (is most of the dataset unreadable?)");
   }
 
+  // Batch memory comes from a small pool: a buffer is reused once nothing outside the pool
+  // refers to its storage (views included), which spares the page faults of fresh memory.
+  std::vector<torch::Tensor> image_pool;
+
+  torch::Tensor image_buffer(std::int64_t n, std::int64_t S) {
+    for (const auto& t : image_pool) {
+      if (t.size(0) == n && t.storage().use_count() == 1) return t;
+    }
+    auto u8 = torch::TensorOptions().dtype(torch::kUInt8);
+    if (options.pin_memory && compat::cuda_available()) u8 = u8.pinned_memory(true);
+    auto t = torch::empty({n, S, S, 3}, u8);
+    if (static_cast<int>(image_pool.size()) < prefetch + 4) image_pool.push_back(t);
+    return t;
+  }
+
   void worker() {
     const std::int64_t S = transform.size();
     const std::size_t sample_bytes = static_cast<std::size_t>(S) * S * 3;
@@ -117,9 +132,7 @@ struct Loader::State {
       if (!entry) {
         entry = std::make_shared<PendingBatch>();
         entry->size = batch_size_of(b);
-        auto u8 = torch::TensorOptions().dtype(torch::kUInt8);
-        if (options.pin_memory && compat::cuda_available()) u8 = u8.pinned_memory(true);
-        entry->images = torch::empty({entry->size, S, S, 3}, u8);
+        entry->images = image_buffer(entry->size, S);
         entry->labels = torch::empty({entry->size}, torch::kInt64);
         entry->indices = torch::empty({entry->size}, torch::kInt64);
       }

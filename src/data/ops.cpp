@@ -104,7 +104,8 @@ void resize_region(const Image& src, Box box, int out_width, int out_height, int
 
   // Horizontal pass (Pillow's order), rounded to 8 bits like Pillow's intermediate image.
   const int tmp_w = dst.width;
-  std::vector<std::uint8_t> tmp(static_cast<std::size_t>(row_hi - row_lo) * tmp_w * 3);
+  thread_local std::vector<std::uint8_t> tmp;
+  tmp.resize(static_cast<std::size_t>(row_hi - row_lo) * tmp_w * 3);
   for (int y = row_lo; y < row_hi; ++y) {
     const std::uint8_t* in = src.row(cy0 + y) + static_cast<std::size_t>(cx0) * 3;
     std::uint8_t* out = &tmp[static_cast<std::size_t>(y - row_lo) * tmp_w * 3];
@@ -124,7 +125,8 @@ void resize_region(const Image& src, Box box, int out_width, int out_height, int
   }
   // Vertical pass.
   const std::size_t stride = static_cast<std::size_t>(tmp_w) * 3;
-  std::vector<std::int32_t> acc(stride);
+  thread_local std::vector<std::int32_t> acc;
+  acc.resize(stride);
   for (int y = 0; y < dst.height; ++y) {
     const std::int32_t* k = &ty.weights[static_cast<std::size_t>(y) * ty.ksize];
     std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
@@ -192,59 +194,91 @@ void adjust_saturation(Image& image, double factor) {
   }
 }
 
+namespace {
+
+// Quotients Pillow's RGB -> HSV computes in float, tabulated once (bit-identical, no
+// divisions per pixel): ratio[cr][a] = (float)a / (float)cr, and the 8-bit saturation
+// sat[maxc][cr] = (int)((float)cr / (float)maxc * 255.0).
+struct HsvTables {
+  std::vector<float> ratio = std::vector<float>(256 * 256, 0.0f);
+  std::vector<std::uint8_t> sat = std::vector<std::uint8_t>(256 * 256, 0);
+  HsvTables() {
+    for (int cr = 1; cr < 256; ++cr)
+      for (int a = 0; a <= cr; ++a) ratio[cr * 256 + a] = static_cast<float>(a) / static_cast<float>(cr);
+    for (int maxc = 1; maxc < 256; ++maxc)
+      for (int cr = 1; cr <= maxc; ++cr) {
+        const float sf = static_cast<float>(cr) / static_cast<float>(maxc);
+        sat[maxc * 256 + cr] = static_cast<std::uint8_t>(std::clamp(static_cast<int>(sf * 255.0), 0, 255));
+      }
+  }
+};
+
+const HsvTables& hsv_tables() {
+  static const HsvTables tables;
+  return tables;
+}
+
+// C's round() (half away from zero) for the non-negative values it sees here.
+inline std::uint8_t round_u8(double v) {
+  const double r = std::floor(v + 0.5);
+  return static_cast<std::uint8_t>(r < 0 ? 0 : (r > 255 ? 255 : r));
+}
+
+}  // namespace
+
 void adjust_hue(Image& image, double hue_factor) {
   if (hue_factor < -0.5 || hue_factor > 0.5) {
     throw std::invalid_argument("adjust_hue: hue_factor outside [-0.5, 0.5]");
   }
   // numpy's uint8(hue_factor * 255): truncation toward zero, wrapped modulo 256.
   const auto shift = static_cast<std::uint8_t>(static_cast<int>(hue_factor * 255.0) & 0xFF);
+  const HsvTables& t = hsv_tables();
+  // Per 8-bit hue: Pillow's sector i = floor(h * 6 / 255) and remainder f (as float).
+  int sector_of[256];
+  float frac_of[256];
+  for (int h = 0; h < 256; ++h) {
+    const double x = static_cast<float>(h) * 6.0 / 255.0;
+    sector_of[h] = static_cast<int>(std::floor(x));
+    frac_of[h] = static_cast<float>(x - sector_of[h]);
+  }
   const std::size_t n = static_cast<std::size_t>(image.width) * image.height;
   for (std::size_t i = 0; i < n; ++i) {
     std::uint8_t* p = &image.pixels[i * 3];
     const int r = p[0], g = p[1], b = p[2];
     const int maxc = std::max(r, std::max(g, b));
     const int minc = std::min(r, std::min(g, b));
-    // Pillow's RGB -> HSV, all three channels as 8-bit values.
-    std::uint8_t uh = 0, us = 0;
-    const std::uint8_t uv = static_cast<std::uint8_t>(maxc);
-    if (maxc != minc) {
-      const float cr = static_cast<float>(maxc - minc);
-      const float s = cr / static_cast<float>(maxc);
-      const float rc = static_cast<float>(maxc - r) / cr;
-      const float gc = static_cast<float>(maxc - g) / cr;
-      const float bc = static_cast<float>(maxc - b) / cr;
-      // The promotions follow Pillow's C: 2.0 + rc - bc is double arithmetic stored as float.
-      float h;
-      if (r == maxc) {
-        h = bc - gc;
-      } else if (g == maxc) {
-        h = static_cast<float>(2.0 + rc - bc);
-      } else {
-        h = static_cast<float>(4.0 + gc - rc);
-      }
-      // Stored as float, as Pillow does: 1/3 rounds up and gives hue 85, not 84.
-      const float hn = static_cast<float>(std::fmod(h / 6.0 + 1.0, 1.0));
-      const int hi = static_cast<int>(hn * 255.0);
-      const int si = static_cast<int>(s * 255.0);
-      uh = static_cast<std::uint8_t>(std::clamp(hi, 0, 255));
-      us = static_cast<std::uint8_t>(std::clamp(si, 0, 255));
+    if (maxc == minc) continue;  // saturation 0: Pillow returns (v, v, v), the pixel itself
+    // Pillow's RGB -> HSV, with its float / double promotions.
+    const int cr = maxc - minc;
+    const float* q = &t.ratio[cr * 256];
+    const float rc = q[maxc - r], gc = q[maxc - g], bc = q[maxc - b];
+    float h;
+    if (r == maxc) {
+      h = bc - gc;
+    } else if (g == maxc) {
+      h = static_cast<float>(2.0 + rc - bc);
+    } else {
+      h = static_cast<float>(4.0 + gc - rc);
     }
-    uh = static_cast<std::uint8_t>(uh + shift);
+    // fmod(h / 6 + 1, 1) stored as float (the argument lies in (0, 2), so x - floor(x) is
+    // exact); as float, 1/3 rounds up and gives hue 85, not 84, as in Pillow.
+    const double x = h / 6.0 + 1.0;
+    const float hn = static_cast<float>(x >= 1.0 ? x - 1.0 : x);
+    const int hi = static_cast<int>(hn * 255.0);
+    const std::uint8_t us = t.sat[maxc * 256 + cr];
+    const auto uh = static_cast<std::uint8_t>(std::clamp(hi, 0, 255) + shift);
+    const auto uv = static_cast<std::uint8_t>(maxc);
     // Pillow's HSV -> RGB.
     if (us == 0) {
       p[0] = p[1] = p[2] = uv;
       continue;
     }
-    const int sector = static_cast<int>(std::floor(static_cast<float>(uh) * 6.0 / 255.0));
-    const float f = static_cast<float>(static_cast<float>(uh) * 6.0 / 255.0 - sector);
+    const int sector = sector_of[uh];
+    const float f = frac_of[uh];
     const float fs = static_cast<float>(us / 255.0);
-    const auto q8 = [](double v) {
-      const long r8 = std::lround(v);
-      return static_cast<std::uint8_t>(r8 < 0 ? 0 : (r8 > 255 ? 255 : r8));
-    };
-    const std::uint8_t pp = q8(uv * (1.0 - fs));
-    const std::uint8_t qq = q8(uv * (1.0 - fs * f));
-    const std::uint8_t tt = q8(uv * (1.0 - fs * (1.0 - f)));
+    const std::uint8_t pp = round_u8(uv * (1.0 - fs));
+    const std::uint8_t qq = round_u8(uv * (1.0 - fs * f));
+    const std::uint8_t tt = round_u8(uv * (1.0 - fs * (1.0 - f)));
     switch (sector % 6) {
       case 0: p[0] = uv; p[1] = tt; p[2] = pp; break;
       case 1: p[0] = qq; p[1] = uv; p[2] = pp; break;
@@ -290,7 +324,8 @@ void gaussian_blur(Image& image, int kernel_size, double sigma) {
   };
   const std::size_t stride = static_cast<std::size_t>(w) * 3;
   // Vertical then horizontal, in float; one rounding at the end as torchvision does.
-  std::vector<float> vert(static_cast<std::size_t>(h) * stride);
+  thread_local std::vector<float> vert;
+  vert.resize(static_cast<std::size_t>(h) * stride);
   for (int y = 0; y < h; ++y) {
     float* out = &vert[static_cast<std::size_t>(y) * stride];
     std::fill(out, out + stride, 0.0f);
@@ -300,7 +335,8 @@ void gaussian_blur(Image& image, int kernel_size, double sigma) {
       for (std::size_t x = 0; x < stride; ++x) out[x] += kj * in[x];
     }
   }
-  std::vector<float> padded(static_cast<std::size_t>(w + 2 * half) * 3);
+  thread_local std::vector<float> padded;
+  padded.resize(static_cast<std::size_t>(w + 2 * half) * 3);
   for (int y = 0; y < h; ++y) {
     const float* row = &vert[static_cast<std::size_t>(y) * stride];
     for (int x = -half; x < w + half; ++x) {

@@ -138,13 +138,15 @@ ViewDraw Transform::apply(ImageSource& source, SampleRng& rng, std::uint8_t* out
   const int W = source.width(), H = source.height();
   const int S = o.size;
   ViewDraw d;
-  Image view(S, S);
+  thread_local Image pixels;  // reused: no page faults per sample
+  thread_local Image view;
+  view.reshape(S, S);
 
   if (o.view == View::kMocoV2 || o.view == View::kLinear) {
     d.crop = random_resized_crop_params(W, H, o.scale_min, o.scale_max, o.ratio_min, o.ratio_max,
                                         rng);
     d.reduce_log2 = reduction_for(o.jpeg_reduce, d.crop.width, d.crop.height, S, S);
-    const Image pixels = source.decode(d.reduce_log2);
+    source.decode_into(d.reduce_log2, pixels);
     const double fx = static_cast<double>(pixels.width) / W;
     const double fy = static_cast<double>(pixels.height) / H;
     const Box box{d.crop.left * fx, d.crop.top * fy, (d.crop.left + d.crop.width) * fx,
@@ -162,7 +164,7 @@ ViewDraw Transform::apply(ImageSource& source, SampleRng& rng, std::uint8_t* out
       rw = static_cast<int>(static_cast<double>(R) * W / H);
     }
     d.reduce_log2 = reduction_for(o.jpeg_reduce, W, H, rw, rh);
-    const Image pixels = source.decode(d.reduce_log2);
+    source.decode_into(d.reduce_log2, pixels);
     if (rw < S || rh < S) {
       // Smaller than the crop (eval_resize_ratio < 1): resize to S x S instead of padding.
       resize_region(pixels, Box{0, 0, double(pixels.width), double(pixels.height)}, S, S, 0, 0,
@@ -177,7 +179,7 @@ ViewDraw Transform::apply(ImageSource& source, SampleRng& rng, std::uint8_t* out
     }
   } else {
     d.reduce_log2 = reduction_for(o.jpeg_reduce, W, H, S, S);
-    const Image pixels = source.decode(d.reduce_log2);
+    source.decode_into(d.reduce_log2, pixels);
     resize_region(pixels, Box{0, 0, double(pixels.width), double(pixels.height)}, S, S, 0, 0,
                   view);
   }

@@ -21,6 +21,12 @@ struct Image {
     return pixels.data() + static_cast<std::size_t>(y) * width * 3;
   }
   bool empty() const { return width == 0 || height == 0; }
+  // Resizes in place, keeping the allocation when it is large enough.
+  void reshape(int w, int h) {
+    width = w;
+    height = h;
+    pixels.resize(static_cast<std::size_t>(w) * h * 3);
+  }
 };
 
 // One sample that could not be read: missing, truncated or not an image. The loader
@@ -40,7 +46,14 @@ class ImageSource {
   // The pixels, reduced by a factor 2^reduce_log2 in each direction where the decoder can do
   // that cheaply (JPEG: in the DCT domain); other sources ignore the request. The returned
   // size says what was applied. Throws BadSample when the data turns out to be corrupt.
-  virtual Image decode(int reduce_log2) = 0;
+  virtual void decode_into(int reduce_log2, Image& out) = 0;
+  // decode_into with a new image; decode_into reuses `out`'s memory, which matters at
+  // hundreds of images per second per thread.
+  Image decode(int reduce_log2) {
+    Image out;
+    decode_into(reduce_log2, out);
+    return out;
+  }
 };
 
 // A source over pixels already in memory (IDX, CIFAR, tests).
