@@ -129,14 +129,14 @@ void check_consistency(const RunConfig& c, const Origins& origins, const std::st
       throw ConfigError(where("bank.template_list") + ": bank.template_list: template '" + t +
                         "' must contain exactly one {} for the class name");
   }
-  const auto check_pair = [&](const std::vector<double>& v, const char* key, double lo, double hi) {
+  const auto check_pair = [&](const std::vector<double>& v, const char* key, double lo, double hi,
+                              const char* bounds) {
     if (v.size() != 2 || !(v[0] >= lo) || !(v[1] <= hi) || !(v[0] <= v[1]))
-      throw ConfigError(where(key) + ": " + key + ": expected [min, max] with " + std::to_string(lo) +
-                        " <= min <= max <= " + std::to_string(hi));
+      throw ConfigError(where(key) + ": " + key + ": expected [min, max] with " + bounds);
   };
-  check_pair(c.data.crop_scale, "data.crop_scale", 1e-6, 1.0);
-  check_pair(c.data.crop_ratio, "data.crop_ratio", 1e-3, 1e3);
-  check_pair(c.data.blur_sigma, "data.blur_sigma", 1e-3, 100.0);
+  check_pair(c.data.crop_scale, "data.crop_scale", 1e-6, 1.0, "0 < min <= max <= 1");
+  check_pair(c.data.crop_ratio, "data.crop_ratio", 1e-3, 1e3, "0.001 <= min <= max <= 1000");
+  check_pair(c.data.blur_sigma, "data.blur_sigma", 1e-3, 100.0, "0.001 <= min <= max <= 100");
   if (c.data.jitter.size() != 4 || c.data.jitter[0] < 0 || c.data.jitter[1] < 0 ||
       c.data.jitter[2] < 0 || c.data.jitter[3] < 0 || c.data.jitter[3] > 0.5)
     throw ConfigError(where("data.jitter") +

@@ -226,7 +226,7 @@ void apply_override(FieldSet& fields, const std::string& assignment, Origins& or
     fail_unknown(fields, key, where);
   }
   set_value(*field, parse(assignment.substr(eq + 1), where), where);
-  origins[key] = "--set";
+  origins[key] = where;  // "--set key=value"
 }
 
 void check_required(const FieldSet& fields, const Origins& origins, const std::string& source) {

@@ -95,7 +95,7 @@ TEST(ConfigYaml, OverridesAreTypedByTheField) {
   EXPECT_DOUBLE_EQ(t.lr, 0.25);
   EXPECT_EQ(t.tags.size(), 2u);
   EXPECT_EQ(t.name, "123");
-  EXPECT_EQ(o.at("optim.lr"), "--set");
+  EXPECT_EQ(o.at("optim.lr"), "--set optim.lr=0.25");
   auto message = [&](const std::string& a) {
     try {
       apply_override(f, a, o);

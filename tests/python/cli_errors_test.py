@@ -59,6 +59,19 @@ with tempfile.TemporaryDirectory() as tmp:
           2, "unknown student architecture 'resnet181' (did you mean resnet18?)")
     check("export without source", ["export", "--arch", "resnet18", "-o", str(tmp / "x.pth")],
           2, "give exactly one of --weights FILE or --init random")
+    # Data: a missing root, an empty class folder, a list with a bad line, a bad range.
+    check("data root missing", ["bench", "data", "--config", good, "--set", f"data.root={tmp / 'nodata'}"],
+          1, f"{tmp / 'nodata'}: not a directory (data.root of an image_folder dataset)")
+    (tmp / "imgs" / "cat").mkdir(parents=True)
+    (tmp / "imgs" / "cat" / "notes.txt").write_text("no images")
+    check("empty class folder", ["bench", "data", "--config", good, "--set", f"data.root={tmp / 'imgs'}"],
+          1, f"{tmp / 'imgs' / 'cat'}: class folder without images")
+    bad_list = config("list.csv", "a.png,1\nb.png\n")
+    check("file list line", ["bench", "data", "--config", good, "--set", "data.dataset=file_list",
+                             "--set", f"data.root={bad_list}"],
+          1, f"{bad_list}:2: expected 'path,label', got 'b.png'")
+    check("crop scale order", ["config", "check", good, "--set", "data.crop_scale=[0.9, 0.2]"],
+          2, "data.crop_scale: expected [min, max]")
     corrupt = tmp / "corrupt.pth"
     corrupt.write_bytes(b"PK\x03\x04" + os.urandom(200))
     check("export corrupt weights", ["export", "--arch", "resnet18", "--weights", str(corrupt), "-o", str(tmp / "x.pth")],
