@@ -128,6 +128,10 @@ with tempfile.TemporaryDirectory() as tmp:
         cmds.append(f"view {p('rgb.jpg')} {out} {name} 224 7 {n // 5} {n}")
         views.append((name, out))
 
+    # DCT-domain reduction: a large JPEG's eval view decoded at 1/4 stays close to the view
+    # torchvision makes from the full-resolution decode.
+    cmds.append(f"view {p('big.jpg')} {p('big_eval_reduced.ppm')} eval 224 0 0 0 1")
+
     # Random crop parameters.
     N = 20000
     for w, h, smin in [(500, 375, 0.2), (100, 1000, 0.08), (64, 64, 0.2)]:
@@ -146,6 +150,16 @@ with tempfile.TemporaryDirectory() as tmp:
         d = diff(got, ref)
         check(name, d is not None and d <= tol,
               f"max |diff| {d}" if d is not None else f"shape {got.shape} vs {ref.shape}")
+
+    reduced = draws[-1]
+    draws = draws[:-1]
+    got = read_ppm(p("big_eval_reduced.ppm"))
+    ref = np.asarray(F.center_crop(F.resize(Image.open(p("big.jpg")).convert("RGB"), 256,
+                                            InterpolationMode.BILINEAR), 224)).astype(np.int16)
+    a = np.abs(got - ref)
+    check(f"eval view of a 1600x1200 JPEG decoded at 1/{2 ** reduced['reduce_log2']}",
+          reduced["reduce_log2"] == 2 and a.mean() < 2.0,
+          f"mean |diff| {a.mean():.3f}, max {a.max()} against the full-resolution decode")
 
     rgb = Image.open(p("rgb.jpg")).convert("RGB")
     for (name, out), d in zip(views, draws):

@@ -6,7 +6,8 @@
 //   brightness|contrast|saturation|hue IN OUT factor
 //   grayscale|hflip IN OUT
 //   blur IN OUT kernel_size sigma
-//   view IN OUT name size seed epoch index     a whole view; prints its draw as JSON
+//   view IN OUT name size seed epoch index [reduce]   a whole view (JPEG reduction when
+//                                                      reduce is 1); prints its draw as JSON
 //   rrc_params W H count seed scale_min scale_max OUT   one "top left h w" line per draw
 // Images are written as binary PPM (P6).
 #include <cstdio>
@@ -72,9 +73,10 @@ int main(int argc, char** argv) {
         int size;
         std::uint64_t seed;
         std::int64_t epoch, index;
-        in >> name >> size >> seed >> epoch >> index;
+        int reduce = 0;
+        in >> name >> size >> seed >> epoch >> index >> reduce;
         auto opts = view_defaults(name, size);
-        opts.jpeg_reduce = false;
+        opts.jpeg_reduce = reduce != 0;
         Transform t(opts);
         auto src = file_source(in_path);
         SampleRng rng(seed, epoch, index);
@@ -84,11 +86,12 @@ int main(int argc, char** argv) {
         std::printf(
             "{\"crop\": [%d, %d, %d, %d], \"jitter\": %s, \"order\": [%d, %d, %d, %d], "
             "\"brightness\": %.17g, \"contrast\": %.17g, \"saturation\": %.17g, \"hue\": %.17g, "
-            "\"grayscale\": %s, \"blur\": %s, \"sigma\": %.17g, \"kernel\": %d, \"flip\": %s}\n",
+            "\"grayscale\": %s, \"blur\": %s, \"sigma\": %.17g, \"kernel\": %d, \"flip\": %s, "
+            "\"reduce_log2\": %d}\n",
             d.crop.top, d.crop.left, d.crop.height, d.crop.width, d.jitter ? "true" : "false",
             d.order[0], d.order[1], d.order[2], d.order[3], d.brightness, d.contrast,
             d.saturation, d.hue, d.grayscale ? "true" : "false", d.blur ? "true" : "false",
-            d.sigma, d.blur ? blur_kernel_size(d.sigma) : 0, d.flip ? "true" : "false");
+            d.sigma, d.blur ? blur_kernel_size(d.sigma) : 0, d.flip ? "true" : "false", d.reduce_log2);
         continue;
       }
       Image img = decode_file(in_path);
