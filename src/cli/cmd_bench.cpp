@@ -1,4 +1,7 @@
-// lgd bench data: throughput of the data pipeline (decode + view + batching).
+// lgd bench data | vsb: throughput of the data pipeline (decode + view + batching) and of
+// the LGKA update of the Visual Semantics Bank.
+#include <torch/torch.h>
+
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -8,6 +11,7 @@
 #include "lgd/core/errors.h"
 #include "lgd/core/logging.h"
 #include "lgd/data/pipeline.h"
+#include "lgd/distill/method.h"
 
 namespace lgd::cli {
 
@@ -78,6 +82,70 @@ void add_bench_command(CLI::App& app, Commands& commands) {
       std::printf("%lld images in %.2f s: %.1f images/s, %.1f per worker (%d workers)\n",
                   static_cast<long long>(images), seconds, rate, rate / loader.workers(),
                   loader.workers());
+    }
+    return 0;
+  }});
+
+  struct VsbArgs {
+    std::int64_t classes = 1000, dim = 1024, batch = 256, iters = 50;
+    std::string device = "cpu";
+    bool json = false;
+  };
+  auto v = std::make_shared<VsbArgs>();
+  auto* vsb = bench->add_subcommand(
+      "vsb", "Time of one LGKA update of the Visual Semantics Bank (assign keys to classes by "
+             "the TSB, per-class means, momentum update), vectorised");
+  vsb->add_option("--classes", v->classes, "C")->capture_default_str()->check(CLI::PositiveNumber);
+  vsb->add_option("--dim", v->dim, "D")->capture_default_str()->check(CLI::PositiveNumber);
+  vsb->add_option("--batch", v->batch, "Keys per update (global batch)")->capture_default_str()->check(CLI::PositiveNumber);
+  vsb->add_option("--iters", v->iters, "Timed updates")->capture_default_str()->check(CLI::PositiveNumber);
+  vsb->add_option("--device", v->device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
+  vsb->add_flag("--json", v->json, "Print the result as one JSON object on stdout");
+  commands.push_back({vsb, [v] {
+    if (v->device == "cuda" && !torch::cuda::is_available())
+      throw UsageError("bench vsb: --device cuda but CUDA is not available");
+    const torch::Device device(v->device == "cuda" ? torch::kCUDA : torch::kCPU);
+    torch::manual_seed(0);
+    auto tsb = torch::randn({v->dim, v->classes});
+    tsb = (tsb / tsb.norm(2, 0, true)).to(device);
+    distill::VisualSemanticsBank bank(v->dim, v->classes, 0.999, 0);
+    bank.to(device);
+    std::vector<torch::Tensor> keys;
+    for (int i = 0; i < 8; ++i) {
+      auto k = torch::randn({v->batch, v->dim});
+      keys.push_back((k / k.norm(2, 1, true)).to(device));
+    }
+    auto sync = [&] {
+      if (device.is_cuda()) torch::cuda::synchronize();
+    };
+    std::vector<torch::Tensor> classes;
+    for (const auto& k : keys) classes.push_back(distill::VisualSemanticsBank::assign(k, tsb));
+    for (int i = 0; i < 5; ++i) bank.update(keys[i % keys.size()], tsb);
+    sync();
+    using clock = std::chrono::steady_clock;
+    auto t0 = clock::now();
+    for (std::int64_t i = 0; i < v->iters; ++i) bank.update(keys[i % keys.size()], tsb);
+    sync();
+    const double ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count() / v->iters;
+    // The part the reference loops over classes for: per-class means and momentum step.
+    t0 = clock::now();
+    for (std::int64_t i = 0; i < v->iters; ++i)
+      bank.update_assigned(keys[i % keys.size()], classes[i % classes.size()]);
+    sync();
+    const double ms_agg = std::chrono::duration<double, std::milli>(clock::now() - t0).count() / v->iters;
+    if (v->json) {
+      std::printf("{\"impl\": \"lgd\", \"device\": \"%s\", \"classes\": %lld, \"dim\": %lld, "
+                  "\"batch\": %lld, \"threads\": %d, \"ms_per_update\": %.4f, "
+                  "\"ms_per_update_after_assignment\": %.4f}\n",
+                  v->device.c_str(), static_cast<long long>(v->classes),
+                  static_cast<long long>(v->dim), static_cast<long long>(v->batch),
+                  torch::get_num_threads(), ms, ms_agg);
+    } else {
+      std::printf("VSB update, C=%lld D=%lld B=%lld on %s (%d threads): %.4f ms (%.4f ms after the "
+                  "class assignment)\n",
+                  static_cast<long long>(v->classes), static_cast<long long>(v->dim),
+                  static_cast<long long>(v->batch), v->device.c_str(), torch::get_num_threads(), ms,
+                  ms_agg);
     }
     return 0;
   }});

@@ -62,7 +62,7 @@ struct MethodSection {
   double alpha = 0.5;        // weight of L_VIS; 1 - alpha on L_TEX
   double student_temp = 0.2;
   double teacher_temp = 0.01;
-  double vsb_momentum = 0.99;
+  double vsb_momentum = 0.999;  // the paper's ImageNet script
   std::int64_t queue_size = 65536;  // SEED queue length
 };
 

@@ -1,0 +1,207 @@
+#include "lgd/distill/method.h"
+
+#include <torch/torch.h>
+
+#include "lgd/core/errors.h"
+#include "lgd/core/shape_string.h"
+
+namespace lgd::distill {
+namespace {
+
+torch::Tensor random_unit_rows(std::int64_t rows, std::int64_t dim, std::uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto x = at::randn({rows, dim}, gen, torch::TensorOptions().dtype(torch::kFloat32));
+  return x / x.norm(2, 1, true).clamp_min(1e-12);
+}
+
+const torch::Tensor& require(const std::map<std::string, torch::Tensor>& state,
+                             const std::string& key, const torch::Tensor& like) {
+  const auto it = state.find(key);
+  if (it == state.end()) throw IoError("method state: missing '" + key + "'");
+  if (it->second.sizes() != like.sizes() || it->second.scalar_type() != like.scalar_type())
+    throw IoError("method state: '" + key + "' has shape " + shape_string(it->second.sizes()) +
+                  ", expected " + shape_string(like.sizes()));
+  return it->second;
+}
+
+void check_keys(const std::map<std::string, torch::Tensor>& state,
+                std::initializer_list<const char*> expected) {
+  for (const auto& [key, value] : state) {
+    bool known = false;
+    for (const char* e : expected) known = known || key == e;
+    if (!known) throw IoError("method state: unexpected '" + key + "'");
+  }
+}
+
+// [s.t, s^T M] / tau_s against [t.t, t^T M] / tau_t, M [D, K] (columns).
+torch::Tensor positive_pair_loss(const torch::Tensor& s, const torch::Tensor& t,
+                                 const torch::Tensor& m, double tau_s, double tau_t) {
+  const auto td = t.detach();
+  const auto md = m.detach().to(s.scalar_type());
+  auto zs = torch::cat({(s * td).sum(1, true), torch::matmul(s, md)}, 1).to(torch::kFloat32);
+  auto zt = torch::cat({(td * td).sum(1, true), torch::matmul(td, md)}, 1).to(torch::kFloat32);
+  return soft_cross_entropy(zs / tau_s, zt / tau_t);
+}
+
+class LgdMethod final : public Method {
+ public:
+  LgdMethod(const MethodOptions& o, std::int64_t dim, torch::Tensor tsb, std::uint64_t seed)
+      : options_(o), tsb_(std::move(tsb)), vsb_(dim, tsb_.size(1), o.vsb_momentum, seed) {}
+  const std::string& name() const override { return options_.name; }
+
+  LossParts loss(const torch::Tensor& s, const torch::Tensor& t) const override {
+    LossParts p;
+    const auto td = t.detach();
+    p.loss_vis = positive_pair_loss(s, td, vsb_.bank(), options_.student_temp, options_.teacher_temp);
+    const auto tsb = tsb_.to(s.scalar_type());
+    const auto zs = torch::matmul(s, tsb).to(torch::kFloat32) / options_.student_temp;
+    const auto zt = torch::matmul(td, tsb).to(torch::kFloat32) / options_.teacher_temp;
+    p.loss_tex = soft_cross_entropy(zs, zt);
+    p.loss = options_.alpha * p.loss_vis + (1.0 - options_.alpha) * p.loss_tex;
+    return p;
+  }
+  void update(const torch::Tensor& global_keys) override { vsb_.update(global_keys, tsb_); }
+  std::map<std::string, torch::Tensor> metrics() const override {
+    return {{"vsb_initialised", vsb_.initialised_fraction()}};
+  }
+  void to(const torch::Device& device) override {
+    tsb_ = tsb_.to(device);
+    vsb_.to(device);
+  }
+  std::map<std::string, torch::Tensor> state() const override { return vsb_.state(); }
+  void load_state(const std::map<std::string, torch::Tensor>& state) override { vsb_.load_state(state); }
+
+ private:
+  MethodOptions options_;
+  torch::Tensor tsb_;
+  VisualSemanticsBank vsb_;
+};
+
+class SeedMethod final : public Method {
+ public:
+  SeedMethod(const MethodOptions& o, std::int64_t dim, std::uint64_t seed)
+      : options_(o), queue_(random_unit_rows(o.queue_size, dim, seed)) {}
+  const std::string& name() const override { return options_.name; }
+
+  LossParts loss(const torch::Tensor& s, const torch::Tensor& t) const override {
+    LossParts p;
+    p.loss_vis = positive_pair_loss(s, t, queue_.t(), options_.student_temp, options_.teacher_temp);
+    p.loss = p.loss_vis;
+    return p;
+  }
+  void update(const torch::Tensor& global_keys) override {
+    const std::int64_t k = queue_.size(0);
+    auto keys = global_keys.detach().to(queue_.dtype());
+    if (keys.size(0) > k) keys = keys.slice(0, keys.size(0) - k);
+    const std::int64_t n = keys.size(0);
+    // FIFO: rows ptr .. ptr + n - 1 (mod K) take the newest keys; the pointer lives on the
+    // host, so this needs no synchronisation.
+    auto rows = torch::arange(ptr_, ptr_ + n, torch::TensorOptions().dtype(torch::kInt64).device(queue_.device()))
+                    .remainder(k);
+    queue_.index_copy_(0, rows, keys);
+    ptr_ = (ptr_ + n) % k;
+  }
+  std::map<std::string, torch::Tensor> metrics() const override { return {}; }
+  void to(const torch::Device& device) override { queue_ = queue_.to(device); }
+  std::map<std::string, torch::Tensor> state() const override {
+    return {{"seed.queue", queue_}, {"seed.ptr", torch::tensor(ptr_, torch::kInt64)}};
+  }
+  void load_state(const std::map<std::string, torch::Tensor>& state) override {
+    check_keys(state, {"seed.queue", "seed.ptr"});
+    queue_.copy_(require(state, "seed.queue", queue_));
+    ptr_ = require(state, "seed.ptr", torch::tensor(std::int64_t{0})).item<std::int64_t>();
+  }
+
+ private:
+  MethodOptions options_;
+  torch::Tensor queue_;  // [K, D]
+  std::int64_t ptr_ = 0;
+};
+
+}  // namespace
+
+torch::Tensor soft_cross_entropy(const torch::Tensor& student_logits,
+                                 const torch::Tensor& teacher_logits) {
+  const auto target = torch::softmax(teacher_logits.detach(), 1);
+  return -(target * torch::log_softmax(student_logits, 1)).sum(1).mean();
+}
+
+VisualSemanticsBank::VisualSemanticsBank(std::int64_t dim, std::int64_t classes, double momentum,
+                                         std::uint64_t seed)
+    : rows_(random_unit_rows(classes, dim, seed)),
+      initialised_(torch::zeros({classes}, torch::kBool)),
+      momentum_(momentum) {}
+
+torch::Tensor VisualSemanticsBank::assign(const torch::Tensor& keys, const torch::Tensor& tsb) {
+  torch::NoGradGuard no_grad;
+  return torch::matmul(keys.detach(), tsb.to(keys.scalar_type())).argmax(1);
+}
+
+void VisualSemanticsBank::update(const torch::Tensor& keys, const torch::Tensor& tsb) {
+  const std::int64_t D = rows_.size(1), C = rows_.size(0);
+  if (keys.dim() != 2 || keys.size(1) != D || tsb.dim() != 2 || tsb.size(0) != D || tsb.size(1) != C)
+    throw UsageError("VSB update: keys " + shape_string(keys.sizes()) + " and TSB " +
+                     shape_string(tsb.sizes()) + " do not fit a bank of [" + std::to_string(D) +
+                     ", " + std::to_string(C) + "]");
+  const auto k = keys.detach().to(rows_.scalar_type());
+  update_assigned(k, assign(k, tsb));
+}
+
+void VisualSemanticsBank::update_assigned(const torch::Tensor& keys, const torch::Tensor& classes) {
+  torch::NoGradGuard no_grad;
+  const std::int64_t C = rows_.size(0), D = rows_.size(1);
+  const auto k = keys.detach().to(rows_.scalar_type());
+  const auto opts = rows_.options();
+  // Per class: number of keys n_c and their sum (index_add_, no loop, no host sync).
+  const auto counts = torch::zeros({C}, opts).index_add_(0, classes, torch::ones({k.size(0)}, opts));
+  if (!sums_.defined() || sums_.sizes() != rows_.sizes() || sums_.device() != rows_.device())
+    sums_ = torch::empty({C, D}, opts);
+  sums_.zero_().index_add_(0, classes, k);
+  // Q_c <- keep_c * Q_c + add_c * sum_c with
+  //   no keys:              keep 1, add 0
+  //   keys, not initialised: keep 0, add 1 / n_c          (Q_c = z_c)
+  //   keys, initialised:     keep m, add (1 - m) / n_c    (Q_c = m Q_c + (1 - m) z_c)
+  const auto received = counts > 0;
+  const auto inv_n = counts.clamp_min(1).reciprocal();
+  const auto keep = torch::where(received, torch::where(initialised_, torch::full_like(counts, momentum_),
+                                                        torch::zeros_like(counts)),
+                                 torch::ones_like(counts));
+  const auto add = torch::where(received, torch::where(initialised_, inv_n * (1.0 - momentum_), inv_n),
+                                torch::zeros_like(counts));
+  rows_.mul_(keep.unsqueeze(1)).addcmul_(sums_, add.unsqueeze(1));
+  initialised_ = initialised_.logical_or(received);
+}
+
+torch::Tensor VisualSemanticsBank::initialised_fraction() const {
+  return initialised_.to(torch::kFloat32).mean();
+}
+
+void VisualSemanticsBank::to(const torch::Device& device) {
+  rows_ = rows_.to(device);
+  initialised_ = initialised_.to(device);
+  sums_ = torch::Tensor();
+}
+
+std::map<std::string, torch::Tensor> VisualSemanticsBank::state() const {
+  return {{"vsb.bank", bank()}, {"vsb.initialised", initialised_}};
+}
+
+void VisualSemanticsBank::load_state(const std::map<std::string, torch::Tensor>& state) {
+  check_keys(state, {"vsb.bank", "vsb.initialised"});
+  rows_ = require(state, "vsb.bank", bank()).to(rows_.device()).t().contiguous();
+  initialised_ = require(state, "vsb.initialised", initialised_).to(initialised_.device()).clone();
+}
+
+std::unique_ptr<Method> make_method(const MethodOptions& options, std::int64_t embed_dim,
+                                    const torch::Tensor& tsb, std::uint64_t seed) {
+  if (options.name == "seed") return std::make_unique<SeedMethod>(options, embed_dim, seed);
+  if (options.name != "lgd")
+    throw ConfigError("method.name: unknown method '" + options.name + "' (expected lgd or seed)");
+  if (!tsb.defined() || tsb.dim() != 2 || tsb.size(0) != embed_dim)
+    throw IoError("TSB of shape " + (tsb.defined() ? shape_string(tsb.sizes()) : std::string("(none)")) +
+                  " does not fit the teacher's embedding width " + std::to_string(embed_dim) +
+                  " (expected [" + std::to_string(embed_dim) + ", classes])");
+  return std::make_unique<LgdMethod>(options, embed_dim, tsb.to(torch::kFloat32), seed);
+}
+
+}  // namespace lgd::distill
