@@ -100,12 +100,13 @@ struct Loader::State {
   }
 
   // Batch memory comes from a small pool: a buffer is reused once nothing outside the pool
-  // refers to its storage (views included), which spares the page faults of fresh memory.
+  // refers to it: no other handle to its TensorImpl (use_count) and no other tensor on its
+  // storage (views), which spares the page faults of fresh memory.
   std::vector<torch::Tensor> image_pool;
 
   torch::Tensor image_buffer(std::int64_t n, std::int64_t S) {
     for (const auto& t : image_pool) {
-      if (t.size(0) == n && t.storage().use_count() == 1) return t;
+      if (t.size(0) == n && t.use_count() == 1 && t.storage().use_count() == 1) return t;
     }
     auto u8 = torch::TensorOptions().dtype(torch::kUInt8);
     if (options.pin_memory && compat::cuda_available()) u8 = u8.pinned_memory(true);

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -65,8 +66,17 @@ TEST(Loader, SameSeedGivesIdenticalBatchesForAnyWorkerCount) {
       EXPECT_TRUE(torch::equal(a[i].images, c[i].images));
       EXPECT_TRUE(torch::equal(a[i].indices, b[i].indices));
       EXPECT_TRUE(torch::equal(a[i].labels, c[i].labels));
-      for (std::int64_t k = 0; k < 4; ++k)
-        EXPECT_EQ(a[i].labels[k].item<std::int64_t>(), ds->label(a[i].indices[k].item<std::int64_t>()));
+      for (std::int64_t k = 0; k < 4; ++k) {
+        const std::int64_t index = a[i].indices[k].item<std::int64_t>();
+        EXPECT_EQ(a[i].labels[k].item<std::int64_t>(), ds->label(index));
+        // Each row is the view of its own sample, made here independently.
+        auto source = ds->open(index);
+        SampleRng rng(11, epoch, index);
+        const Image expected = mocov2().apply(*source, rng);
+        const auto row = a[i].images[k].contiguous();
+        ASSERT_EQ(std::memcmp(row.data_ptr<std::uint8_t>(), expected.pixels.data(), expected.pixels.size()), 0)
+            << "batch " << i << " row " << k;
+      }
     }
   }
   // Another epoch draws another order and other views.
