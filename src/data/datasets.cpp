@@ -6,10 +6,8 @@
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "lgd/core/errors.h"
-#include "lgd/core/text_distance.h"
 #include "lgd/data/dataset.h"
 #include "lgd/data/decode.h"
 
