@@ -107,9 +107,7 @@ std::vector<std::string> names_for_count(std::int64_t count, const std::string& 
   std::vector<std::string> keys;
   for (std::int64_t i = 0; i < count; ++i) keys.push_back(std::to_string(i));
   if (names_file.empty()) return keys;
-  std::vector<std::string> names;
-  for (const auto& l : read_name_lines(names_file)) names.push_back(l.name);
-  return names;
+  return read_class_name_file(names_file);
 }
 
 void check_labels(const std::vector<std::int64_t>& labels, std::int64_t num_classes,
@@ -422,9 +420,9 @@ std::unique_ptr<Dataset> open_cifar(const DatasetOptions& o) {
   }
   std::vector<std::string> names;
   if (!o.classnames.empty()) {
-    for (const auto& l : read_name_lines(o.classnames)) names.push_back(l.name);
+    names = read_class_name_file(o.classnames);
   } else if (fs::exists(names_file)) {
-    for (const auto& l : read_name_lines(names_file)) names.push_back(l.name);
+    names = read_class_name_file(names_file);
   } else {
     const std::int64_t max_label = *std::max_element(labels.begin(), labels.end());
     names = names_for_count(max_label + 1, "");

@@ -122,6 +122,10 @@ Transform::Transform(ViewOptions options) : options_(options) {
 
 namespace {
 
+Box whole(const Image& image) {
+  return Box{0, 0, static_cast<double>(image.width), static_cast<double>(image.height)};
+}
+
 // Largest k <= 3 such that a region of region_w x region_h source pixels, decoded at
 // 1/2^k, still spans at least need_w x need_h pixels.
 int reduction_for(bool enabled, double region_w, double region_h, double need_w, double need_h) {
@@ -167,20 +171,20 @@ ViewDraw Transform::apply(ImageSource& source, SampleRng& rng, std::uint8_t* out
     source.decode_into(d.reduce_log2, pixels);
     if (rw < S || rh < S) {
       // Smaller than the crop (eval_resize_ratio < 1): resize to S x S instead of padding.
-      resize_region(pixels, Box{0, 0, double(pixels.width), double(pixels.height)}, S, S, 0, 0,
+      resize_region(pixels, whole(pixels), S, S, 0, 0,
                     view);
     } else {
       // CenterCrop: offsets int(round((dim - S) / 2.0)).
       const int top = round_half_even((rh - S) / 2.0);
       const int left = round_half_even((rw - S) / 2.0);
       d.crop = CropParams{top, left, S, S};
-      resize_region(pixels, Box{0, 0, double(pixels.width), double(pixels.height)}, rw, rh,
+      resize_region(pixels, whole(pixels), rw, rh,
                     left, top, view);
     }
   } else {
     d.reduce_log2 = reduction_for(o.jpeg_reduce, W, H, S, S);
     source.decode_into(d.reduce_log2, pixels);
-    resize_region(pixels, Box{0, 0, double(pixels.width), double(pixels.height)}, S, S, 0, 0,
+    resize_region(pixels, whole(pixels), S, S, 0, 0,
                   view);
   }
 
