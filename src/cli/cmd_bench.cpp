@@ -1,5 +1,5 @@
-// lgd bench data | vsb: throughput of the data pipeline (decode + view + batching) and of
-// the LGKA update of the Visual Semantics Bank.
+// lgd bench data | vsb | train: throughput of the data pipeline (decode + view + batching),
+// of the LGKA update of the Visual Semantics Bank, and of whole training steps.
 #include <torch/torch.h>
 
 #include <chrono>
@@ -12,6 +12,7 @@
 #include "lgd/core/logging.h"
 #include "lgd/data/pipeline.h"
 #include "lgd/distill/method.h"
+#include "lgd/engine/trainer.h"
 
 namespace lgd::cli {
 
@@ -146,6 +147,44 @@ void add_bench_command(CLI::App& app, Commands& commands) {
                   static_cast<long long>(v->classes), static_cast<long long>(v->dim),
                   static_cast<long long>(v->batch), v->device.c_str(), torch::get_num_threads(), ms,
                   ms_agg);
+    }
+    return 0;
+  }});
+
+  struct TrainBenchArgs {
+    engine::BenchTrainOptions options;
+    bool json = false;
+  };
+  auto tb = std::make_shared<TrainBenchArgs>();
+  auto* train = bench->add_subcommand(
+      "train", "Training steps on synthetic images with a run's teacher, student, method and "
+               "optimiser: images/s and the step split into teacher forward, student forward + "
+               "backward, bank update and optimiser");
+  train->add_option("--config", tb->options.args.config, "Run config (YAML)")->required()->check(CLI::ExistingFile);
+  train->add_option("--set", tb->options.args.overrides, "Override a key: --set data.batch_size=64");
+  train->add_option("--steps", tb->options.steps, "Timed steps")->capture_default_str()->check(CLI::PositiveNumber);
+  train->add_option("--warmup", tb->options.warmup, "Untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
+  train->add_flag("--json", tb->json, "Print the result as one JSON object on stdout");
+  commands.push_back({train, [tb] {
+    const auto r = engine::bench_train(tb->options);
+    if (tb->json) {
+      std::printf("{\"impl\": \"lgd\", \"device\": \"%s\", \"arch\": \"%s\", \"method\": \"%s\", "
+                  "\"teacher\": \"%s\", \"batch\": %lld, \"image_size\": %lld, \"threads\": %lld, "
+                  "\"steps\": %lld, \"step_ms\": %.3f, \"images_per_s\": %.2f, \"teacher_ms\": %.3f, "
+                  "\"student_ms\": %.3f, \"update_ms\": %.3f, \"optimizer_ms\": %.3f}\n",
+                  r.device.c_str(), r.arch.c_str(), r.method.c_str(), r.teacher.c_str(),
+                  static_cast<long long>(r.batch), static_cast<long long>(r.image_size),
+                  static_cast<long long>(r.threads), static_cast<long long>(r.steps), r.step_ms,
+                  r.images_per_s, r.teacher_ms, r.student_ms, r.update_ms, r.optimizer_ms);
+    } else {
+      std::printf("train step, %s + %s teacher, %s, batch %lld at %lld px on %s (%lld threads):\n"
+                  "  %.1f ms/step, %.1f images/s\n"
+                  "  split (synchronised): teacher %.1f ms, student fwd+bwd %.1f ms, bank update "
+                  "%.2f ms, optimiser %.1f ms\n",
+                  r.arch.c_str(), r.teacher.c_str(), r.method.c_str(), static_cast<long long>(r.batch),
+                  static_cast<long long>(r.image_size), r.device.c_str(),
+                  static_cast<long long>(r.threads), r.step_ms, r.images_per_s, r.teacher_ms,
+                  r.student_ms, r.update_ms, r.optimizer_ms);
     }
     return 0;
   }});

@@ -16,6 +16,7 @@ namespace {
 struct ExportArgs {
   std::string arch;
   std::string weights;
+  std::string checkpoint;
   std::string init;
   std::int64_t seed = 0;
   std::string format;
@@ -30,10 +31,21 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-int run_export(const ExportArgs& a) {
+int run_export(ExportArgs a) {
+  if (!a.checkpoint.empty()) {
+    a.weights = a.checkpoint;
+    if (a.arch.empty()) {
+      const auto file = exporting::read_weights(a.checkpoint);
+      const auto it = file.metadata.find("arch");
+      if (it == file.metadata.end())
+        throw UsageError("lgd export: " + a.checkpoint + " names no architecture; give --arch");
+      a.arch = it->second;
+    }
+  }
+  if (a.arch.empty()) throw UsageError("lgd export: --arch is required (except with --checkpoint)");
   models::architecture(a.arch);  // unknown names fail here with the list
   if (a.weights.empty() == a.init.empty())
-    throw UsageError("lgd export: give exactly one of --weights FILE or --init random");
+    throw UsageError("lgd export: give exactly one of --checkpoint FILE, --weights FILE or --init random");
   const exporting::WeightsFormat format = exporting::parse_format(
       !a.format.empty() ? a.format
                         : (ends_with(a.output, ".safetensors") ? "safetensors" : "torchvision"));
@@ -83,11 +95,17 @@ void add_export_command(CLI::App& app, Commands& commands) {
       "Keys equal torchvision's, so timm, detectron2 and mmdetection read them like torchvision\n"
       "weights. A model without classifier loads with strict=False (missing: exactly the\n"
       "classifier keys); one with a classifier (--num-classes N) loads with strict=True.\n"
-      "Example:\n"
+      "Examples:\n"
+      "  lgd export --checkpoint runs/r18/checkpoints/last.ckpt -o r18_lgd.pth\n"
       "  lgd export --arch resnet18 --init random --seed 0 -o resnet18.pth\n"
       "  python3 -c \"import torch, torchvision; m = torchvision.models.resnet18();\n"
       "    print(m.load_state_dict(torch.load('resnet18.pth'), strict=False))\"");
-  cmd->add_option("--arch", a->arch, "Student architecture (see 'lgd info')")->required();
+  cmd->add_option("--arch", a->arch,
+                  "Student architecture (see 'lgd info'); with --checkpoint, the checkpoint's");
+  auto* checkpoint = cmd->add_option("--checkpoint", a->checkpoint,
+                                     "An lgd train checkpoint (runs/NAME/checkpoints/*.ckpt): "
+                                     "its student (and head, with --with-head)")
+                         ->check(CLI::ExistingFile);
   auto* weights = cmd->add_option("--weights", a->weights,
                                   "Source weights: a torch.save .pth (torchvision state dict, "
                                   "lgd export) or a .safetensors file")
@@ -97,6 +115,8 @@ void add_export_command(CLI::App& app, Commands& commands) {
                                "(torchvision's scheme, seeded by --seed)")
                    ->check(CLI::IsMember({"random"}));
   weights->excludes(init);
+  checkpoint->excludes(weights);
+  checkpoint->excludes(init);
   cmd->add_option("--seed", a->seed, "Seed of the random initialisation")->capture_default_str();
   cmd->add_option("--num-classes", a->num_classes,
                   "Classifier outputs; 0 exports without classifier. Default: as in --weights "

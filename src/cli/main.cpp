@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   app.footer("Run 'lgd <command> --help' for the options of a command.");
 
   lgd::cli::Commands commands;
+  lgd::cli::add_train_command(app, commands);
   lgd::cli::add_info_command(app, commands);
   lgd::cli::add_config_command(app, commands);
   lgd::cli::add_export_command(app, commands);

@@ -41,6 +41,11 @@ FieldSet describe(RunConfig& c) {
         "Stop when more than this fraction of samples cannot be read.")
       .range(0, 1);
   f.add("data.split", &c.data.split, "Split of an idx or cifar dataset.").one_of({"train", "test"});
+  f.add("data.val_root", &c.data.val_root,
+        "Validation set (train.val_every > 0), in data.dataset's format; empty: data.root "
+        "(idx and cifar, with data.val_split).");
+  f.add("data.val_split", &c.data.val_split, "Split of an idx or cifar validation set.")
+      .one_of({"train", "test"});
   f.add("data.crop_scale", &c.data.crop_scale,
         "RandomResizedCrop area fraction [min, max] of the mocov2 view (the linear view uses "
         "torchvision's 0.08-1).");
@@ -63,7 +68,8 @@ FieldSet describe(RunConfig& c) {
   f.add("bank.templates", &c.bank.templates,
         "Prompt-template file, '{}' standing for the class name; empty: bank.template_list.");
   f.add("bank.template_list", &c.bank.template_list,
-        "Prompt templates inline; with no file and no list: \"a photo of a {}.\".");
+        "Prompt templates inline; with no file and no list: the teacher bundle's templates "
+        "when it ships some, else \"a photo of a {}.\".");
 
   f.add("method.name", &c.method.name, "Distillation method.").one_of({"lgd", "seed"});
   f.add("method.alpha", &c.method.alpha, "Weight of L_VIS; L_TEX gets 1 - alpha.").range(0, 1);
@@ -80,8 +86,8 @@ FieldSet describe(RunConfig& c) {
   f.add("optim.epochs", &c.optim.epochs, "Training epochs.").at_least(1);
   f.add("optim.warmup_epochs", &c.optim.warmup_epochs, "Linear warm-up epochs.").at_least(0);
   f.add("optim.schedule", &c.optim.schedule,
-        "cosine: per-iteration warm-up and cosine; reference: the reference script's per-epoch "
-        "steps.")
+        "cosine: per-iteration linear warm-up from 0, then cosine; reference: one lr per epoch, "
+        "warm-up from optim.lr to the scaled lr, then cosine.")
       .one_of({"cosine", "reference"});
   f.add("optim.accumulate", &c.optim.accumulate, "Gradient accumulation steps.").at_least(1);
   f.add("optim.clip_grad", &c.optim.clip_grad, "Maximum gradient norm; 0 disables clipping.")
@@ -96,7 +102,12 @@ FieldSet describe(RunConfig& c) {
   f.add("train.keep_checkpoints", &c.train.keep_checkpoints, "Periodic checkpoints kept.")
       .at_least(1);
   f.add("train.log_every", &c.train.log_every, "Log a metrics line every N steps.").at_least(1);
-  f.add("train.val_every", &c.train.val_every, "Validate every N epochs; 0 disables.").at_least(0);
+  f.add("train.val_every", &c.train.val_every,
+        "Zero-shot validation of student and teacher every N epochs; 0 disables.")
+      .at_least(0);
+  f.add("train.max_nonfinite", &c.train.max_nonfinite,
+        "Stop after this many consecutive steps with a NaN or Inf loss (each is skipped).")
+      .at_least(1);
   return f;
 }
 
@@ -146,6 +157,10 @@ void check_consistency(const RunConfig& c, const Origins& origins, const std::st
     throw ConfigError(where("optim.warmup_epochs") +
                       ": optim.warmup_epochs: " + std::to_string(c.optim.warmup_epochs) +
                       " exceeds optim.epochs (" + std::to_string(c.optim.epochs) + ")");
+  if (c.train.val_every > 0 && c.data.val_root.empty() &&
+      (c.data.dataset == "image_folder" || c.data.dataset == "file_list"))
+    throw ConfigError(where("train.val_every") + ": data.val_root: required when train.val_every > 0 "
+                      "with an " + c.data.dataset + " dataset (expected the validation set's location)");
 }
 
 }  // namespace

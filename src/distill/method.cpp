@@ -149,27 +149,21 @@ void VisualSemanticsBank::update(const torch::Tensor& keys, const torch::Tensor&
 
 void VisualSemanticsBank::update_assigned(const torch::Tensor& keys, const torch::Tensor& classes) {
   torch::NoGradGuard no_grad;
-  const std::int64_t C = rows_.size(0), D = rows_.size(1);
+  const std::int64_t C = rows_.size(0);
   const auto k = keys.detach().to(rows_.scalar_type());
   const auto opts = rows_.options();
-  // Per class: number of keys n_c and their sum (index_add_, no loop, no host sync).
+  // n_c for every class (index_add_ of ones: unlike bincount, no host sync on CUDA).
   const auto counts = torch::zeros({C}, opts).index_add_(0, classes, torch::ones({k.size(0)}, opts));
-  if (!sums_.defined() || sums_.sizes() != rows_.sizes() || sums_.device() != rows_.device())
-    sums_ = torch::empty({C, D}, opts);
-  sums_.zero_().index_add_(0, classes, k);
-  // Q_c <- keep_c * Q_c + add_c * sum_c with
-  //   no keys:              keep 1, add 0
-  //   keys, not initialised: keep 0, add 1 / n_c          (Q_c = z_c)
-  //   keys, initialised:     keep m, add (1 - m) / n_c    (Q_c = m Q_c + (1 - m) z_c)
-  const auto received = counts > 0;
-  const auto inv_n = counts.clamp_min(1).reciprocal();
-  const auto keep = torch::where(received, torch::where(initialised_, torch::full_like(counts, momentum_),
-                                                        torch::zeros_like(counts)),
-                                 torch::ones_like(counts));
-  const auto add = torch::where(received, torch::where(initialised_, inv_n * (1.0 - momentum_), inv_n),
-                                torch::zeros_like(counts));
-  rows_.mul_(keep.unsqueeze(1)).addcmul_(sums_, add.unsqueeze(1));
-  initialised_ = initialised_.logical_or(received);
+  // Only the rows of classes that received keys are touched (O(N D), not O(C D)):
+  //   not initialised: Q_c = 0 * Q_c + sum_i k_i / n_c            = z_c
+  //   initialised:     Q_c = m * Q_c + sum_i k_i (1 - m) / n_c    = m Q_c + (1 - m) z_c
+  // Every key of class c writes the same scaled row, so repeated indices are harmless.
+  const auto was = initialised_.index_select(0, classes).to(rows_.scalar_type());  // [N]
+  const auto keep = was * momentum_;
+  const auto add = (1.0 - was * momentum_) / counts.index_select(0, classes);
+  rows_.index_put_({classes}, rows_.index_select(0, classes) * keep.unsqueeze(1));
+  rows_.index_add_(0, classes, k * add.unsqueeze(1));
+  initialised_.index_fill_(0, classes, true);
 }
 
 torch::Tensor VisualSemanticsBank::initialised_fraction() const {
@@ -179,7 +173,6 @@ torch::Tensor VisualSemanticsBank::initialised_fraction() const {
 void VisualSemanticsBank::to(const torch::Device& device) {
   rows_ = rows_.to(device);
   initialised_ = initialised_.to(device);
-  sums_ = torch::Tensor();
 }
 
 std::map<std::string, torch::Tensor> VisualSemanticsBank::state() const {

@@ -36,6 +36,19 @@ WeightsFile read_weights(const std::string& path) {
   if (looks_like_zip(bytes)) return WeightsFile{read_torch_state_dict(path), {}};
   if (looks_like_safetensors(bytes)) {
     SafetensorsFile file = parse_safetensors(bytes, path);
+    if (file.metadata.count("lgd_checkpoint")) {
+      // A training checkpoint: the student's keys ("student.*", prefix removed) and the
+      // projection head's ("head.*"); optimiser and bank state are left out.
+      models::NamedTensors tensors;
+      for (auto& [key, value] : file.tensors) {
+        if (starts_with(key, "student."))
+          tensors.emplace_back(key.substr(8), value);
+        else if (starts_with(key, "head."))
+          tensors.emplace_back(key, value);
+      }
+      if (tensors.empty()) throw IoError(path + ": checkpoint holds no student.* tensors");
+      return WeightsFile{std::move(tensors), std::move(file.metadata)};
+    }
     return WeightsFile{std::move(file.tensors), std::move(file.metadata)};
   }
   throw IoError(path +

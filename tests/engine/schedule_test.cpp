@@ -30,5 +30,20 @@ TEST(CosineSchedule, NoWarmUpStartsAtThePeakAndRejectsBadValues) {
   EXPECT_THROW(CosineSchedule({0.0, 256, 10, 3, 0}), UsageError);
 }
 
+// Reference mode, by hand: base 0.03, global batch 1024 -> peak 0.12; 10 epochs of 3 steps,
+// 2 warm-up epochs: epoch 0 at 0.03, epoch 1 at 0.075, then 0.12 * (1 + cos(pi (e - 2) / 8)) / 2,
+// constant within each epoch.
+TEST(CosineSchedule, ReferenceModeIsPerEpochAndWarmsUpFromTheBaseLr) {
+  ScheduleOptions o{0.03, 1024, 3, 10, 2};
+  o.reference = true;
+  CosineSchedule s(o);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(s.lr(i), 0.03, 1e-15);
+  for (int i = 3; i < 6; ++i) EXPECT_NEAR(s.lr(i), 0.075, 1e-15);
+  EXPECT_NEAR(s.lr(6), 0.12, 1e-15);
+  EXPECT_NEAR(s.lr(8), 0.12, 1e-15);
+  EXPECT_NEAR(s.lr(18), 0.06, 1e-15);  // epoch 6: cos(pi/2)
+  EXPECT_NEAR(s.lr(29), 0.12 * 0.5 * (1 + std::cos(M_PI * 7 / 8)), 1e-15);
+}
+
 }  // namespace
 }  // namespace lgd::engine

@@ -4,7 +4,7 @@ usage: method_reference_test.py METHOD_STEP_TOOL
 
 The reference computes L_VIS (positive pair + VSB), L_TEX (TSB) and their mix, the VSB
 update as the reference implementation does it (a loop over classes), SEED's loss and FIFO
-queue, and one SGD step (momentum, weight decay) of the projection head; the C++ results
+queue, and two SGD steps (momentum, weight decay) of the projection head; the C++ results
 must match within 1e-5 (losses, banks) and 1e-4 (updated weights).
 """
 import os
@@ -61,12 +61,18 @@ def vsb_update_loop(Q, init, keys, tsb, m):
     return Q, init
 
 
-def head_and_step(feats, loss_fn, head):
+def head_and_step(feats, loss_fn, loss_fn_after, head):
+    """Two SGD steps on the same batch: with the bank before and after its update (the
+    second step uses the momentum buffers the first one left)."""
     opt = torch.optim.SGD(head.parameters(), lr=LR, momentum=SGD_M, weight_decay=WD)
     s = normalize(head(feats))
     losses = loss_fn(s)
     opt.zero_grad()
     losses[0].backward()
+    opt.step()
+    s = normalize(head(feats))
+    opt.zero_grad()
+    loss_fn_after(s)[0].backward()
     opt.step()
     return losses
 
@@ -95,13 +101,13 @@ with tempfile.TemporaryDirectory() as tmp:
     h = nn.Sequential(nn.Linear(F, F), nn.ReLU(), nn.Linear(F, D))
     h.load_state_dict(OrderedDict((k[5:], v) for k, v in weights.items()))
 
-    def lgd_loss(s):
-        l_vis = positive_pair_loss(s, t, Q)
+    def lgd_loss(s, bank):
+        l_vis = positive_pair_loss(s, t, bank)
         l_tex = soft_ce(s @ tsb / TAU_S, t @ tsb / TAU_T)
         return ALPHA * l_vis + (1 - ALPHA) * l_tex, l_vis, l_tex
 
-    loss, l_vis, l_tex = head_and_step(feats, lgd_loss, h)
     Q2, init2 = vsb_update_loop(Q, init, t, tsb, M)
+    loss, l_vis, l_tex = head_and_step(feats, lambda s: lgd_loss(s, Q), lambda s: lgd_loss(s, Q2), h)
     check("lgd loss", got["loss"], loss.detach(), 1e-5)
     check("lgd L_VIS", got["loss_vis"], l_vis.detach(), 1e-5)
     check("lgd L_TEX", got["loss_tex"], l_tex.detach(), 1e-5)
@@ -114,7 +120,7 @@ with tempfile.TemporaryDirectory() as tmp:
     if not fresh or not blended:
         failures.append("the fixture does not exercise both update branches")
     for k, v in h.state_dict().items():
-        check(f"lgd SGD step: head.{k}", got[f"head.{k}"], v.detach(), 1e-4)
+        check(f"lgd two SGD steps: head.{k}", got[f"head.{k}"], v.detach(), 1e-4)
 
     # Alpha 1 and 0: the VIS-only and TEX-only ablations are the parts themselves.
     # (The mix is linear, so checking the parts above covers them.)
@@ -127,15 +133,16 @@ with tempfile.TemporaryDirectory() as tmp:
                                    *weights.items()]))
     h = nn.Sequential(nn.Linear(F, F), nn.ReLU(), nn.Linear(F, D))
     h.load_state_dict(OrderedDict((k[5:], v) for k, v in weights.items()))
-    (loss,) = head_and_step(feats, lambda s: (positive_pair_loss(s, t, queue.t()),), h)
     q2 = queue.clone()
     for i in range(B):
         q2[(ptr + i) % K] = t[i]
+    (loss,) = head_and_step(feats, lambda s: (positive_pair_loss(s, t, queue.t()),),
+                            lambda s: (positive_pair_loss(s, t, q2.t()),), h)
     check("seed loss", got["loss"], loss.detach(), 1e-5)
     check("seed queue (FIFO, wrapping)", got["seed.queue"], q2, 0)
     check("seed pointer", got["seed.ptr"].float(), torch.tensor([(ptr + B) % K], dtype=torch.float), 0)
     for k, v in h.state_dict().items():
-        check(f"seed SGD step: head.{k}", got[f"head.{k}"], v.detach(), 1e-4)
+        check(f"seed two SGD steps: head.{k}", got[f"head.{k}"], v.detach(), 1e-4)
 
 print(f"{len(failures)} failures")
 sys.exit(1 if failures else 0)

@@ -5,85 +5,23 @@ usage: tensorboard_reader_test.py TB_WRITE_TOOL
 Checks every record's two masked CRC-32C values (CRC computed here bit by bit), the
 file_version event, and each scalar's tag, step and value.
 """
-import struct
 import subprocess
 import sys
 import tempfile
 
-
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFFFFFF
-
-
-def masked(data):
-    c = crc32c(data)
-    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def varint(buf, i):
-    shift = value = 0
-    while True:
-        b = buf[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return value, i
-
-
-def fields(buf):
-    """(field number, wire type, value) of a protobuf message."""
-    i, out = 0, []
-    while i < len(buf):
-        key, i = varint(buf, i)
-        field, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = varint(buf, i)
-        elif wt == 1:
-            v, i = buf[i:i + 8], i + 8
-        elif wt == 5:
-            v, i = buf[i:i + 4], i + 4
-        elif wt == 2:
-            n, i = varint(buf, i)
-            v, i = buf[i:i + n], i + n
-        else:
-            raise ValueError(f"wire type {wt}")
-        out.append((field, wt, v))
-    return out
+from tb_events import crc32c, read_records, scalars as read_scalars
 
 
 assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
 
 with tempfile.TemporaryDirectory() as tmp:
     path = subprocess.run([sys.argv[1], tmp], check=True, capture_output=True, text=True).stdout.strip()
-    data = open(path, "rb").read()
-    i, events = 0, []
-    while i < len(data):
-        header = data[i:i + 8]
-        (length,) = struct.unpack("<Q", header)
-        (len_crc,) = struct.unpack("<I", data[i + 8:i + 12])
-        assert len_crc == masked(header), f"length CRC of record at {i}"
-        body = data[i + 12:i + 12 + length]
-        (body_crc,) = struct.unpack("<I", data[i + 12 + length:i + 16 + length])
-        assert body_crc == masked(body), f"data CRC of record at {i}"
-        events.append(fields(body))
-        i += 16 + length
+    events = read_records(path)
 
-first = {f: v for f, _, v in events[0]}
-assert first[3] == b"brain.Event:2", first
 scalars = []
-for ev in events[1:]:
-    d = {f: v for f, _, v in ev}
-    wall = struct.unpack("<d", d[1])[0]
+for tag, step, value, wall in read_scalars(events):
     assert wall > 1.6e9, wall
-    (value_msg,) = [v for f, _, v in fields(d[5]) if f == 1]
-    value = {f: v for f, _, v in fields(value_msg)}
-    scalars.append((value[1].decode(), d.get(2, 0), struct.unpack("<f", value[2])[0]))
+    scalars.append((tag, step, value))
 
 expected = []
 for step in range(10):

@@ -4,7 +4,7 @@
 // head.0.weight/bias, head.2.weight/bias (the projection head) and, for lgd, tsb [D, C],
 // vsb.bank [D, C], vsb.initialised [C] (0/1 floats); for seed, seed.queue [K, D] and
 // seed.ptr [1]. It computes s = normalise(head(feats)), the losses, one SGD step on the
-// head and the bank / queue update, and writes loss, loss_vis, loss_tex, the updated
+// head, the bank / queue update and a second SGD step with the updated bank, and writes loss, loss_vis, loss_tex, the updated
 // bank / queue and head weights to OUT (torch.save format).
 #include <torch/torch.h>
 
@@ -13,6 +13,7 @@
 
 #include "lgd/core/file_io.h"
 #include "lgd/distill/method.h"
+#include "lgd/engine/sgd.h"
 #include "lgd/export/torch_pickle.h"
 #include "lgd/models/state_dict.h"
 #include "lgd/models/student.h"
@@ -57,15 +58,24 @@ int main(int argc, char** argv) {
       method->load_state({{"seed.queue", in.at("seed.queue")},
                           {"seed.ptr", in.at("seed.ptr").reshape({}).to(torch::kInt64)}});
     }
-    torch::optim::SGD sgd(head->parameters(),
-                          torch::optim::SGDOptions(lr).momentum(sgd_momentum).weight_decay(wd));
+    models::NamedTensors params;
+    for (const auto& p : head->named_parameters(true)) params.emplace_back(p.key(), p.value());
+    engine::Sgd sgd(params, engine::SgdOptions{sgd_momentum, wd, false});
     auto s = head->forward(feats);
     s = s / s.norm(2, 1, true).clamp_min(1e-12);
     const auto parts = method->loss(s, t);
     sgd.zero_grad();
     parts.loss.backward();
-    sgd.step();
+    sgd.step(lr);
     method->update(t);
+    // A second step on the same batch exercises the momentum buffers (b = m b + g).
+    {
+      auto s2 = head->forward(feats);
+      s2 = s2 / s2.norm(2, 1, true).clamp_min(1e-12);
+      sgd.zero_grad();
+      method->loss(s2, t).loss.backward();
+      sgd.step(lr);
+    }
 
     models::NamedTensors out{{"loss", parts.loss.detach().reshape({1})},
                              {"loss_vis", parts.loss_vis.detach().reshape({1})}};

@@ -37,6 +37,9 @@ struct DataSection {
   std::string augment = "mocov2";  // mocov2 | linear | eval | none
   double max_bad_fraction = 0.01;
   std::string split = "train";  // idx and cifar: train | test
+  // Validation set (train.val_every > 0): same format; empty val_root: data.root.
+  std::string val_root;
+  std::string val_split = "test";
   // Augmentation parameters (defaults: MoCo v2, the reference recipe).
   std::vector<double> crop_scale{0.2, 1.0};
   std::vector<double> crop_ratio{3.0 / 4.0, 4.0 / 3.0};
@@ -85,6 +88,7 @@ struct TrainSection {
   std::int64_t keep_checkpoints = 3;
   std::int64_t log_every = 20;
   std::int64_t val_every = 0;  // epochs; 0: no validation
+  std::int64_t max_nonfinite = 5;  // consecutive non-finite losses that stop the run
 };
 
 struct RunConfig {

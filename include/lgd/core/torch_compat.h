@@ -8,6 +8,7 @@
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
 #include <ATen/Context.h>
+#include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
 
 namespace lgd::compat {
@@ -16,5 +17,41 @@ namespace lgd::compat {
 inline bool cuda_available() { return torch::cuda::is_available(); }
 
 inline int cuda_device_count() { return static_cast<int>(torch::cuda::device_count()); }
+
+// CUDA autocast for the scope of the guard, as `with torch.autocast("cuda", dtype)`: the
+// previous state is restored and the cast cache cleared when the outermost guard ends.
+class CudaAutocast {
+ public:
+  CudaAutocast(bool enabled, at::ScalarType dtype) {
+#if LGD_TORCH_AT_LEAST(2, 4)
+    prev_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    prev_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+    at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+    at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+#else
+    prev_enabled_ = at::autocast::is_enabled();
+    prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_enabled(enabled);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~CudaAutocast() {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if LGD_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_enabled(at::kCUDA, prev_enabled_);
+    at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype_);
+#else
+    at::autocast::set_enabled(prev_enabled_);
+    at::autocast::set_autocast_gpu_dtype(prev_dtype_);
+#endif
+  }
+  CudaAutocast(const CudaAutocast&) = delete;
+  CudaAutocast& operator=(const CudaAutocast&) = delete;
+
+ private:
+  bool prev_enabled_;
+  at::ScalarType prev_dtype_;
+};
 
 }  // namespace lgd::compat

@@ -37,7 +37,8 @@ class VisualSemanticsBank {
   // keys [N, D] (normalised teacher embeddings of the global batch), tsb [D, C]: each key
   // goes to argmax_c keys @ tsb; every class that received keys takes the mean z_c of its
   // keys (not re-normalised) if it was not initialised, else m Q_c + (1 - m) z_c. Vectorised
-  // (bincount + index_add_), no loop over classes and no host synchronisation.
+  // (index_add_ over the keys, touching only the rows of classes that received keys), no loop
+  // over classes and no host synchronisation.
   void update(const torch::Tensor& keys, const torch::Tensor& tsb);
   // The two halves of update(): the class of each key (argmax of keys @ tsb), and the
   // per-class means and momentum step given those classes (int64 [N]).
@@ -54,7 +55,6 @@ class VisualSemanticsBank {
  private:
   torch::Tensor rows_;          // Q transposed: [C, D], one row per class
   torch::Tensor initialised_;   // bool [C]
-  torch::Tensor sums_;          // scratch [C, D], reused so that updates allocate little
   double momentum_;
 };
 

@@ -1,7 +1,10 @@
 #pragma once
-// Learning-rate schedule of a run, per optimiser step: lr = base_lr * global_batch / 256,
-// reached by a linear warm-up over the first warmup_epochs and then decayed by a half cosine
-// to 0 at the last step.
+// Learning-rate schedule of a run. The peak lr is base_lr * global_batch / 256.
+//   cosine (default): per optimiser step, a linear warm-up from 0 over the first
+//     warmup_epochs, then a half cosine to 0 at the last step.
+//   reference: one lr per epoch e, as the reference script sets it at each epoch start:
+//     base_lr + (peak - base_lr) * e / warmup_epochs during the warm-up (so it starts at
+//     base_lr), then peak * (1 + cos(pi * (e - warmup) / (epochs - warmup))) / 2.
 #include <cstdint>
 
 namespace lgd::engine {
@@ -12,6 +15,7 @@ struct ScheduleOptions {
   std::int64_t steps_per_epoch = 1;  // optimiser steps
   std::int64_t epochs = 1;
   std::int64_t warmup_epochs = 0;
+  bool reference = false;  // the per-epoch reference mode
 };
 
 class CosineSchedule {
@@ -20,13 +24,14 @@ class CosineSchedule {
   double peak() const { return peak_; }
   std::int64_t total_steps() const { return total_; }
   std::int64_t warmup_steps() const { return warmup_; }
-  // The lr of optimiser step `step` (0-based): peak * (step + 1) / warmup_steps during the
-  // warm-up, then peak * (1 + cos(pi * (step - warmup) / (total - warmup))) / 2.
+  // The lr of optimiser step `step` (0-based). cosine: peak * (step + 1) / warmup_steps during
+  // the warm-up, then peak * (1 + cos(pi * (step - warmup) / (total - warmup))) / 2.
   double lr(std::int64_t step) const;
 
  private:
-  double peak_;
-  std::int64_t total_, warmup_;
+  double base_, peak_;
+  std::int64_t total_, warmup_, steps_per_epoch_, epochs_, warmup_epochs_;
+  bool reference_;
 };
 
 }  // namespace lgd::engine

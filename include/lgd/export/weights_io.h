@@ -21,7 +21,9 @@ struct WeightsFile {
   Metadata metadata;  // safetensors only
 };
 
-// Reads a .pth written by torch.save or a .safetensors file, told apart by content.
+// Reads a .pth written by torch.save or a .safetensors file, told apart by content. An lgd
+// training checkpoint (a .safetensors file too) gives its student's keys and its head's
+// "head.*" keys, with the checkpoint's metadata (arch, ...).
 WeightsFile read_weights(const std::string& path);
 
 // Writes atomically (temporary file + rename). Metadata is stored by safetensors only.

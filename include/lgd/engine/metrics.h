@@ -1,0 +1,37 @@
+#pragma once
+// A run's metrics: one JSON object per line in <run dir>/metrics.jsonl and the same scalars
+// in TensorBoard event files under <run dir>/tb/ (tag "<kind>/<name>").
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lgd/engine/tensorboard.h"
+
+namespace lgd::engine {
+
+using Scalars = std::vector<std::pair<std::string, double>>;
+
+class MetricsLog {
+ public:
+  // Appends to metrics.jsonl (a resumed run continues the file) and starts a new event file.
+  explicit MetricsLog(const std::string& run_dir);
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+
+  // {"kind": kind, "step": step, "epoch": epoch, "time": unix seconds, name: value, ...};
+  // a non-finite value is written as null.
+  void write(const std::string& kind, std::int64_t step, std::int64_t epoch,
+             const Scalars& scalars);
+  void flush();
+
+ private:
+  std::FILE* jsonl_ = nullptr;
+  std::string jsonl_path_;
+  std::unique_ptr<EventWriter> events_;
+};
+
+}  // namespace lgd::engine

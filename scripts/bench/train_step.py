@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""The LGD training step in PyTorch, for comparison with `lgd bench train`: the same teacher
+bundle (TorchScript image tower), the same student (torchvision's), the same head, loss, SGD
+step and VSB update, on the same synthetic uint8 batch, with the same thread count.
+
+    python3 scripts/bench/train_step.py --teacher DIR [--arch resnet18] [--batch 32]
+        [--classes 10] [--threads N] [--steps 10] [--warmup 3] [--vsb loop|vectorised]
+
+--vsb loop is the reference implementation's per-class update (one host sync per class on
+a GPU); vectorised is index_add_ based, as lgd does it. Prints one JSON object.
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+import yaml
+
+TAU_S, TAU_T, ALPHA, M = 0.2, 0.01, 0.5, 0.999
+
+
+def soft_ce(zs, zt):
+    return -(zt.softmax(1) * zs.log_softmax(1)).sum(1).mean()
+
+
+def vsb_loop(Q, init, keys, tsb):
+    assign = (keys @ tsb).argmax(1)
+    for c in range(Q.shape[1]):
+        idx = assign == c
+        if idx.sum() > 0:
+            z = keys[idx].mean(0)
+            if init[c]:
+                Q[:, c] = M * Q[:, c] + (1 - M) * z
+            else:
+                Q[:, c] = z
+                init[c] = True
+
+
+def vsb_vectorised(Q, init, keys, tsb):
+    a = (keys @ tsb).argmax(1)
+    C = Q.shape[1]
+    counts = torch.zeros(C).index_add_(0, a, torch.ones(len(a)))
+    sums = torch.zeros(C, Q.shape[0]).index_add_(0, a, keys)
+    got = counts > 0
+    z = sums / counts.clamp(min=1).unsqueeze(1)
+    blend = torch.where(init.unsqueeze(1), M * Q.t() + (1 - M) * z, z)
+    Q.copy_(torch.where(got.unsqueeze(1), blend, Q.t()).t())
+    init |= got
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teacher", required=True)
+    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--lr", type=float, default=0.03)
+    p.add_argument("--vsb", choices=["loop", "vectorised"], default="loop")
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    manifest = yaml.safe_load((Path(a.teacher) / "lgd_teacher.yaml").read_text())
+    S, D = manifest["image"]["size"], manifest["embed_dim"]
+    teacher = torch.jit.load(str(Path(a.teacher) / manifest["image"]["file"])).eval()
+    for q in teacher.parameters():
+        q.requires_grad_(False)
+    mean = torch.tensor(manifest["image"]["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(manifest["image"]["std"]).view(1, 3, 1, 1)
+
+    torch.manual_seed(0)
+    student = getattr(torchvision.models, a.arch)()
+    width = student.fc.in_features if hasattr(student, "fc") else student.classifier[-1].in_features
+    if hasattr(student, "fc"):
+        student.fc = torch.nn.Identity()
+    else:
+        student.classifier = torch.nn.Identity()
+    head = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU(), torch.nn.Linear(width, D))
+    params = list(student.parameters()) + list(head.parameters())
+    opt = torch.optim.SGD(params, lr=a.lr * a.batch / 256, momentum=0.9, weight_decay=1e-4)
+    student.train()
+    head.train()
+    tsb = F.normalize(torch.randn(D, a.classes), dim=0)
+    Q = F.normalize(torch.randn(D, a.classes), dim=0)
+    init = torch.zeros(a.classes, dtype=torch.bool)
+    images = torch.randint(0, 256, (a.batch, S, S, 3), dtype=torch.uint8)
+    update = vsb_loop if a.vsb == "loop" else vsb_vectorised
+
+    def step():
+        x = (images.permute(0, 3, 1, 2).float() / 255 - mean) / std
+        with torch.no_grad():
+            t = F.normalize(teacher(x).float(), dim=1)
+        s = F.normalize(head(student(x)), dim=1)
+        zs = torch.cat([(s * t).sum(1, keepdim=True), s @ Q], 1) / TAU_S
+        zt = torch.cat([(t * t).sum(1, keepdim=True), t @ Q], 1) / TAU_T
+        loss = ALPHA * soft_ce(zs, zt) + (1 - ALPHA) * soft_ce(s @ tsb / TAU_S, t @ tsb / TAU_T)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            update(Q, init, t, tsb)
+
+    for _ in range(a.warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        step()
+    dt = (time.perf_counter() - t0) / a.steps
+    print(json.dumps({"impl": f"pytorch {torch.__version__}", "vsb": a.vsb, "arch": a.arch, "batch": a.batch,
+                      "image_size": S, "threads": torch.get_num_threads(), "steps": a.steps,
+                      "step_ms": round(1000 * dt, 3), "images_per_s": round(a.batch / dt, 2)}))
+
+
+if __name__ == "__main__":
+    main()

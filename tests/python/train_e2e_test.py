@@ -1,0 +1,310 @@
+"""`lgd train` end to end on CPU, with real images, a TorchScript teacher and real processes.
+
+usage: train_e2e_test.py LGD TRAIN_RUN SOURCE_DIR
+
+The test writes an image folder (4 classes of PNG/JPEG images) and a small CLIP-style
+teacher bundle (SentencePiece tokenizer, BatchNorm in the image tower, the image tower
+scripted in training mode so that a trainer that forgot eval() would move its statistics),
+then checks:
+  * an uninterrupted run (TRAIN_RUN, in-process): the teacher's parameters and BatchNorm
+    buffers are unchanged; the loss falls; metrics.jsonl and the TensorBoard events parse
+    (every record's CRC checked by tests/python/tb_events.py) and agree; validation records;
+    student.pth loads into torchvision's resnet18; `lgd export --checkpoint` gives the same
+    tensors;
+  * a run killed with SIGKILL at a random step and restarted ends bit-identical to it
+    (student, head, optimiser state, VSB);
+  * SIGTERM saves a checkpoint and exits 143, and the resumed run is bit-identical too;
+  * a config forcing a non-finite loss stops with one clear line and no checkpoint;
+  * a resumed run that changes the student, and a teacher whose image size differs from
+    data.image_size, are one-line errors; SEED runs.
+"""
+import json
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import sentencepiece as spm
+import torch
+import torch.nn.functional as F
+import torchvision
+from PIL import Image
+
+from tb_events import read_records, scalars as tb_scalars
+
+LGD, TRAIN_RUN, SOURCE = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+sys.path.insert(0, str(SOURCE / "scripts"))
+from export_clip import export_bundle  # noqa: E402
+
+CLASSES = ["red square", "green circle", "blue stripes", "yellow noise"]
+S, D, L = 32, 24, 48
+PER_CLASS, BATCH, EPOCHS = 16, 16, 5  # 4 steps per epoch, 20 steps
+failures = []
+
+
+def check(name, ok, detail=""):
+    print(f"{'ok  ' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}")
+    if not ok:
+        failures.append(name)
+
+
+class TinyClip(torch.nn.Module):
+    def __init__(self, vocab):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, stride=2)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.proj = torch.nn.Linear(8, D)
+        self.embed = torch.nn.Embedding(vocab, 32)
+        self.text_proj = torch.nn.Linear(32, D)
+
+    def encode_image(self, x):
+        return self.proj(F.relu(self.bn(self.conv(x))).mean((2, 3)))
+
+    def encode_text(self, tokens):
+        mask = (tokens != 0).float().unsqueeze(-1)
+        pooled = (self.embed(tokens) * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return self.text_proj(torch.tanh(pooled))
+
+
+class ImageTower(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.conv, self.bn, self.proj = model.conv, model.bn, model.proj
+
+    def forward(self, x):
+        return self.proj(F.relu(self.bn(self.conv(x))).mean((2, 3)))
+
+
+def write_images(root):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:48]
+    for c, name in enumerate(CLASSES):
+        folder = root / name.replace(" ", "_")
+        folder.mkdir(parents=True)
+        for i in range(PER_CLASS):
+            img = rng.integers(0, 60, (40, 48, 3)).astype(np.int32)
+            if c == 0:
+                img[8:30, 10:36, 0] += 180
+            elif c == 1:
+                img[((yy - 20) ** 2 + (xx - 24) ** 2) < 150, 1] += 180
+            elif c == 2:
+                img[:, (xx[0] // 4) % 2 == 0, 2] += 180
+            else:
+                img[..., :2] += rng.integers(100, 190, (40, 48, 1))
+            im = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+            im.save(folder / (f"{i:03d}.png" if i % 2 else f"{i:03d}.jpg"))
+
+
+def run(*args, check_rc=True, **kw):
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, **kw)
+    if check_rc and done.returncode != 0:
+        sys.exit(f"FAILED: {' '.join(map(str, args))}\n{done.stdout}{done.stderr}")
+    return done
+
+
+def read_safetensors(path):
+    blob = Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    dtypes = {"F32": np.float32, "I64": np.int64, "BOOL": np.bool_, "I32": np.int32, "U8": np.uint8}
+    out = {}
+    for key, info in header.items():
+        b, e = info["data_offsets"]
+        out[key] = np.frombuffer(blob[8 + n + b:8 + n + e], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+    return out, meta
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def same_tensors(name, a, b):
+    keys_ok = list(a) == list(b)
+    diff = [k for k in a if k in b and not np.array_equal(a[k], b[k])]
+    check(name, keys_ok and not diff,
+          f"{len(a)} tensors bit-identical" if keys_ok and not diff else f"keys equal {keys_ok}, differ: {diff[:5]}")
+
+
+def wait_for_step(proc, run_dir, step, timeout=300):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            return False
+        path = run_dir / "metrics.jsonl"
+        if path.exists():
+            recs = [json.loads(l) for l in path.read_text().splitlines() if l.endswith("}")]
+            if any(r["kind"] == "train" and r["step"] >= step for r in recs):
+                return True
+        time.sleep(0.02)
+    return False
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    tmp = Path(tmp)
+    write_images(tmp / "images")
+
+    # The teacher bundle.
+    captions = [f"a photo of a {n}." for n in CLASSES] * 4 + [f"the {n}" for n in CLASSES] * 4
+    (tmp / "captions.txt").write_text("\n".join(captions) + "\n")
+    spm.SentencePieceTrainer.train(input=str(tmp / "captions.txt"), model_prefix=str(tmp / "sp"),
+                                   vocab_size=28, model_type="unigram", pad_id=0, unk_id=1, bos_id=2,
+                                   eos_id=3, minloglevel=2)
+    torch.manual_seed(0)
+    model = TinyClip(28)
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-0.3, 0.3)
+        model.bn.running_var.uniform_(0.5, 1.5)
+    example = torch.tensor([[2, 5, 6, 3] + [0] * (L - 4)])
+    bundle = tmp / "teacher"
+    export_bundle(model, bundle, name="tiny", image_size=S, mean=(0.5, 0.45, 0.4), std=(0.25, 0.25, 0.25),
+                  context_length=L, token_example=example,
+                  tokenizer={"type": "sentencepiece", "file": tmp / "sp.model", "bos_id": 2, "eos_id": 3,
+                             "pad_id": 0, "lower_case": True})
+    tower = torch.jit.script(ImageTower(model).train())  # train mode on purpose
+    torch.jit.save(tower, str(bundle / "image_encoder.pt"))
+
+    config = tmp / "e2e.yaml"
+    config.write_text(f"""
+run: {{output_dir: {tmp / 'runs'}, seed: 3, device: cpu, threads: 2}}
+student: {{arch: resnet18}}
+teacher: {{bundle: {bundle}}}
+data: {{dataset: image_folder, root: {tmp / 'images'}, image_size: {S}, batch_size: {BATCH}, workers: 2,
+       val_root: {tmp / 'images'}}}
+bank: {{template_list: ["a photo of a {{}}.", "the {{}}"]}}
+method: {{name: lgd, vsb_momentum: 0.9}}
+optim: {{lr: 0.1, epochs: {EPOCHS}, warmup_epochs: 1}}
+train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2}}
+""")
+    runs = tmp / "runs"
+    steps = EPOCHS * (4 * PER_CLASS // BATCH)
+
+    # 1. Uninterrupted, in-process, with the teacher compared before / after.
+    done = run(TRAIN_RUN, config, "run.name=whole")
+    line = [l for l in done.stdout.splitlines() if l.startswith("teacher tensors")][0]
+    n_tensors, diff = int(line.split()[2]), float(line.split()[4])
+    check("teacher parameters and BatchNorm buffers unchanged", n_tensors >= 10 and diff == 0.0, line)
+    whole = runs / "whole"
+    recs = metrics(whole)
+    train = [r for r in recs if r["kind"] == "train"]
+    val = [r for r in recs if r["kind"] == "val"]
+    check("one train record per step", [r["step"] for r in train] == list(range(1, steps + 1)),
+          f"{len(train)} records")
+    first, last = np.mean([r["loss"] for r in train[:4]]), np.mean([r["loss"] for r in train[-4:]])
+    check("the loss falls", last < first - 0.05, f"first epoch {first:.4f}, last epoch {last:.4f}")
+    need = {"loss", "loss_vis", "loss_tex", "lr", "images_per_s", "data_wait", "bad_samples",
+            "vsb_initialised", "nonfinite_steps", "grad_norm"}
+    check("train records hold every scalar", all(need <= set(r) for r in train), str(sorted(need - set(train[-1]))))
+    check("VSB classes get initialised", train[-1]["vsb_initialised"] > 0, str(train[-1]["vsb_initialised"]))
+    check("validation every 2 epochs", [r["epoch"] for r in val] == [2, 4] and
+          all(0 <= r["student_top1"] <= 100 and 0 <= r["teacher_top1"] <= 100 for r in val), str(val))
+    # lr: 1 warm-up epoch of 4 steps from 0 to 0.1 * 16 / 256, then cosine.
+    peak = 0.1 * BATCH / 256
+    check("lr follows warm-up + cosine", abs(train[0]["lr"] - peak / 4) < 1e-9 and abs(train[3]["lr"] - peak) < 1e-9
+          and train[-1]["lr"] < train[4]["lr"], f"{train[0]['lr']:.6g} {train[3]['lr']:.6g} {train[-1]['lr']:.6g}")
+
+    events = sorted((whole / "tb").glob("events.out.tfevents.*"))
+    tb = [s for e in events for s in tb_scalars(read_records(e))]  # CRCs checked while reading
+    tb_loss = {step: v for tag, step, v, _ in tb if tag == "train/loss"}
+    check("TensorBoard events parse (CRCs valid) and match metrics.jsonl",
+          len(events) == 1 and sorted(tb_loss) == [r["step"] for r in train] and
+          all(abs(tb_loss[r["step"]] - r["loss"]) < 1e-5 * max(1, abs(r["loss"])) for r in train) and
+          any(tag == "val/student_top1" for tag, *_ in tb), f"{len(tb)} scalars in {len(events)} file(s)")
+
+    ckpts = sorted(p.name for p in (whole / "checkpoints").iterdir())
+    saved = sorted(set(range(3, steps + 1, 3)) | set(range(4, steps + 1, 4)))  # every 3 steps, epoch ends
+    check("checkpoints: last.ckpt and the newest 2 periodic ones",
+          ckpts == ["last.ckpt"] + [f"step_{s:010d}.ckpt" for s in saved[-2:]], str(ckpts))
+    cfg_text = (whole / "config.yaml").read_text()
+    check("resolved config in the run directory", "arch: resnet18" in cfg_text and "vsb_momentum: 0.9" in cfg_text)
+    check("train.log written", "done:" in (whole / "train.log").read_text())
+
+    sd = torch.load(whole / "student.pth")
+    tv = torchvision.models.resnet18()
+    missing, unexpected = tv.load_state_dict(sd, strict=False)
+    check("student.pth loads into torchvision's resnet18 (missing only fc)",
+          sorted(missing) == ["fc.bias", "fc.weight"] and not unexpected, f"{missing} {unexpected}")
+    run(LGD, "export", "--checkpoint", whole / "checkpoints" / "last.ckpt", "-o", tmp / "exported.pth")
+    exported = torch.load(tmp / "exported.pth")
+    check("lgd export --checkpoint equals the run's student.pth",
+          list(exported) == list(sd) and all(torch.equal(exported[k], sd[k]) for k in sd))
+    run(LGD, "export", "--checkpoint", whole / "checkpoints" / "last.ckpt", "--with-head", "-o",
+        tmp / "with_head.safetensors")
+    wh, _ = read_safetensors(tmp / "with_head.safetensors")
+    final, final_meta = read_safetensors(whole / "checkpoints" / "last.ckpt")
+    check("--with-head exports the checkpoint's head",
+          all(np.array_equal(wh[k], final[k]) for k in final if k.startswith("head.")) and "head.2.weight" in wh)
+    check("checkpoint metadata", final_meta.get("global_step") == str(steps) and final_meta.get("epoch") == str(EPOCHS)
+          and final_meta.get("arch") == "resnet18" and "lgd_version" in final_meta, str({k: final_meta[k] for k in
+                                                                                        ("epoch", "global_step")}))
+
+    # 2. SIGKILL at a random step, then the same command again.
+    kill_at = random.Random().randint(2, steps - 3)
+    cmd = [LGD, "train", "--config", str(config), "--set", "run.name=killed"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    reached = wait_for_step(proc, runs / "killed", kill_at)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = max(r["step"] for r in metrics(runs / "killed") if r["kind"] == "train")
+    check(f"SIGKILL during the run (aimed at step {kill_at})", reached and proc.returncode == -signal.SIGKILL,
+          f"last logged step {killed_at}")
+    done = run(*cmd)
+    check("re-running resumes from last.ckpt", "resuming from" in done.stderr,
+          [l for l in done.stderr.splitlines() if "resuming" in l][0] if "resuming" in done.stderr else done.stderr[-300:])
+    killed, _ = read_safetensors(runs / "killed" / "checkpoints" / "last.ckpt")
+    same_tensors("killed + resumed run ends bit-identical (student, head, optimiser, VSB)", final, killed)
+    sd_k = torch.load(runs / "killed" / "student.pth")
+    check("killed + resumed student.pth bit-identical", all(torch.equal(sd[k], sd_k[k]) for k in sd))
+
+    # 3. SIGTERM: checkpoint, exit 143; resume.
+    cmd = [LGD, "train", "--config", str(config), "--set", "run.name=term"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_step(proc, runs / "term", 5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    term_ckpt = runs / "term" / "checkpoints" / "last.ckpt"
+    _, meta = read_safetensors(term_ckpt) if term_ckpt.exists() else ({}, {})
+    check("SIGTERM saves a checkpoint and exits 143", proc.returncode == 143 and "SIGTERM" in err and
+          int(meta.get("global_step", -1)) >= 5, f"exit {proc.returncode}, checkpoint step {meta.get('global_step')}")
+    run(*cmd)
+    term, _ = read_safetensors(term_ckpt)
+    same_tensors("SIGTERM + resumed run ends bit-identical", final, term)
+
+    # 4. Non-finite loss: a teacher temperature whose inverse overflows float32.
+    done = run(LGD, "train", "--config", config, "--set", "run.name=nan", "--set", "method.teacher_temp=1e-40",
+               "--set", "train.max_nonfinite=3", check_rc=False)
+    lines = done.stderr.strip().splitlines()
+    nan_ckpts = list((runs / "nan" / "checkpoints").glob("*.ckpt"))
+    check("NaN guard: skips, then stops with one clear line and no checkpoint",
+          done.returncode == 1 and "NaN or Inf for 3 steps in a row" in lines[-1] and lines[-1].startswith("lgd: error:")
+          and sum("step skipped" in l for l in lines) == 3 and not nan_ckpts, lines[-1] if lines else "")
+
+    # 5. Bad input.
+    done = run(LGD, "train", "--config", config, "--set", "run.name=whole", "--set", "student.arch=resnet34",
+               check_rc=False)
+    check("resuming with another student is one line naming arch",
+          done.returncode == 2 and "arch = resnet18" in done.stderr.strip().splitlines()[-1] and "resnet34" in done.stderr,
+          done.stderr.strip().splitlines()[-1])
+    done = run(LGD, "train", "--config", config, "--set", "run.name=size", "--set", "data.image_size=64", check_rc=False)
+    last_line = done.stderr.strip().splitlines()[-1]
+    check("data.image_size differing from the teacher's is one line naming both",
+          done.returncode == 2 and "data.image_size: 64" in last_line and "32 px" in last_line, last_line)
+    done = run(LGD, "train", "--config", config, "--set", "run.name=resume_missing", "--resume", tmp / "nope.ckpt",
+               check_rc=False)
+    check("--resume of a missing file is one line", done.returncode == 1 and "nope.ckpt" in done.stderr, done.stderr.strip())
+
+    # 6. SEED.
+    done = run(LGD, "train", "--config", config, "--set", "run.name=seed", "--set", "method.name=seed",
+               "--set", "method.queue_size=64", "--set", "optim.epochs=2", "--set", "train.val_every=0")
+    recs = [r for r in metrics(runs / "seed") if r["kind"] == "train"]
+    check("SEED trains", len(recs) == 8 and "loss_seed" in recs[-1] and np.isfinite(recs[-1]["loss"]),
+          f"loss {recs[0]['loss']:.4f} -> {recs[-1]['loss']:.4f}")
+
+print(f"{len(failures)} failures")
+sys.exit(1 if failures else 0)
