@@ -522,6 +522,11 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
   m.config_path = args.config;
   m.loaded = config::load_run_config(args.config, args.overrides);
   const auto& cfg = m.cfg;
+  // Whatever can be checked without loading anything fails before the run directory exists.
+  m.require_key("teacher.bundle", cfg.teacher.bundle, "a teacher bundle directory");
+  m.require_key("data.root", cfg.data.root, "the training set's location");
+  if (!args.resume.empty() && !fs::is_regular_file(args.resume))
+    throw IoError(args.resume + ": no such checkpoint (--resume)");
   m.run_dir = (fs::path(cfg.run.output_dir) / cfg.run.name).string();
   fs::create_directories(fs::path(m.run_dir) / "checkpoints");
   add_log_file((fs::path(m.run_dir) / "train.log").string());
@@ -538,8 +543,6 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
   std::string resume = args.resume;
   if (resume.empty()) {
     if (auto last = m.checkpoints->last()) resume = *last;
-  } else if (!fs::is_regular_file(resume)) {
-    throw IoError(resume + ": no such checkpoint (--resume)");
   }
   if (!resume.empty()) m.resume_from(resume);
   write_file_atomic((fs::path(m.run_dir) / "config.yaml").string(), config::to_yaml(cfg));

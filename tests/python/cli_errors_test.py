@@ -57,8 +57,18 @@ with tempfile.TemporaryDirectory() as tmp:
     check("unknown subcommand option", ["export", "--arch", "resnet18", "-o", "x.pth", "--bogus"], 2, "--bogus")
     check("export unknown arch", ["export", "--arch", "resnet181", "--init", "random", "-o", str(tmp / "x.pth")],
           2, "unknown student architecture 'resnet181' (did you mean resnet18?)")
+    check("train without a teacher", ["train", "--config", good],
+          2, "teacher.bundle: required by lgd train (expected a teacher bundle directory)")
+    check("train without data", ["train", "--config", good, "--set", f"teacher.bundle={tmp}"],
+          2, "data.root: required by lgd train (expected the training set's location)")
+    check("train --resume of a missing file",
+          ["train", "--config", good, "--set", f"teacher.bundle={tmp}", "--set", f"data.root={tmp}",
+           "--resume", str(tmp / "none.ckpt")], 1, "none.ckpt: no such checkpoint (--resume)")
+    check("train with validation but no validation set",
+          ["train", "--config", good, "--set", "train.val_every=1"],
+          2, "data.val_root: required when train.val_every > 0 with an image_folder dataset")
     check("export without source", ["export", "--arch", "resnet18", "-o", str(tmp / "x.pth")],
-          2, "give exactly one of --weights FILE or --init random")
+          2, "give exactly one of --checkpoint FILE, --weights FILE or --init random")
     # Data: a missing root, an empty class folder, a list with a bad line, a bad range.
     check("data root missing", ["bench", "data", "--config", good, "--set", f"data.root={tmp / 'nodata'}"],
           1, f"{tmp / 'nodata'}: not a directory (data.root of an image_folder dataset)")

@@ -297,7 +297,8 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2}}
           done.returncode == 2 and "data.image_size: 64" in last_line and "32 px" in last_line, last_line)
     done = run(LGD, "train", "--config", config, "--set", "run.name=resume_missing", "--resume", tmp / "nope.ckpt",
                check_rc=False)
-    check("--resume of a missing file is one line", done.returncode == 1 and "nope.ckpt" in done.stderr, done.stderr.strip())
+    check("--resume of a missing file is one line", done.returncode == 1 and done.stderr.strip() ==
+          f"lgd: error: {tmp / 'nope.ckpt'}: no such checkpoint (--resume)", done.stderr.strip())
 
     # 6. SEED.
     done = run(LGD, "train", "--config", config, "--set", "run.name=seed", "--set", "method.name=seed",
