@@ -245,7 +245,7 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2}}
                                                                                         ("epoch", "global_step")}))
 
     # 2. SIGKILL at a random step, then the same command again.
-    kill_at = random.Random().randint(2, steps - 3)
+    kill_at = random.Random().randint(4, steps - 3)  # after the first checkpoint (step 3)
     cmd = [LGD, "train", "--config", str(config), "--set", "run.name=killed"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     reached = wait_for_step(proc, runs / "killed", kill_at)
