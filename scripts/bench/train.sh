@@ -9,7 +9,7 @@ LGD=${LGD:-build/src/cli/lgd}
 PY=${PYTHON:-/usr/bin/python3}
 TEACHER=${BENCH_TEACHER:-/tmp/lgd-bench-teacher}
 THREADS=${1:-2}
-STEPS=${STEPS:-5}
+STEPS=${STEPS:-8}
 BATCH=${BATCH:-16}
 [ -x "$LGD" ] || { echo "train.sh: $LGD not found; run scripts/build.sh first" >&2; exit 1; }
 [ -f "$TEACHER/lgd_teacher.yaml" ] || "$PY" scripts/bench/make_teacher.py "$TEACHER" --trunk resnet50 --embed-dim 1024 --image-size 224

@@ -62,6 +62,8 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--lr", type=float, default=0.03)
     p.add_argument("--vsb", choices=["loop", "vectorised"], default="loop")
+    p.add_argument("--no-channels-last", action="store_true",
+                   help="keep the student in NCHW (lgd's train.channels_last: false)")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -81,6 +83,8 @@ def main():
     else:
         student.classifier = torch.nn.Identity()
     head = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU(), torch.nn.Linear(width, D))
+    if not a.no_channels_last:
+        student = student.to(memory_format=torch.channels_last)
     params = list(student.parameters()) + list(head.parameters())
     opt = torch.optim.SGD(params, lr=a.lr * a.batch / 256, momentum=0.9, weight_decay=1e-4)
     student.train()
@@ -91,29 +95,42 @@ def main():
     images = torch.randint(0, 256, (a.batch, S, S, 3), dtype=torch.uint8)
     update = vsb_loop if a.vsb == "loop" else vsb_vectorised
 
-    def step():
-        x = (images.permute(0, 3, 1, 2).float() / 255 - mean) / std
+    phases = {"teacher": 0.0, "student": 0.0, "optimizer": 0.0, "update": 0.0}
+
+    def step(timed=False):
+        t0 = time.perf_counter()
+        x = (images.permute(0, 3, 1, 2).float() / 255 - mean) / std  # channels_last, as lgd's
+        if a.no_channels_last:
+            x = x.contiguous()
         with torch.no_grad():
             t = F.normalize(teacher(x).float(), dim=1)
+        t1 = time.perf_counter()
         s = F.normalize(head(student(x)), dim=1)
         zs = torch.cat([(s * t).sum(1, keepdim=True), s @ Q], 1) / TAU_S
         zt = torch.cat([(t * t).sum(1, keepdim=True), t @ Q], 1) / TAU_T
         loss = ALPHA * soft_ce(zs, zt) + (1 - ALPHA) * soft_ce(s @ tsb / TAU_S, t @ tsb / TAU_T)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        t2 = time.perf_counter()
         opt.step()
+        t3 = time.perf_counter()
         with torch.no_grad():
             update(Q, init, t, tsb)
+        t4 = time.perf_counter()
+        if timed:
+            for k, v in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                phases[k] += v
 
     for _ in range(a.warmup):
         step()
     t0 = time.perf_counter()
     for _ in range(a.steps):
-        step()
+        step(timed=True)
     dt = (time.perf_counter() - t0) / a.steps
-    print(json.dumps({"impl": f"pytorch {torch.__version__}", "vsb": a.vsb, "arch": a.arch, "batch": a.batch,
+    print(json.dumps({"impl": f"pytorch {torch.__version__}", "vsb": a.vsb, "channels_last": not a.no_channels_last, "arch": a.arch, "batch": a.batch,
                       "image_size": S, "threads": torch.get_num_threads(), "steps": a.steps,
-                      "step_ms": round(1000 * dt, 3), "images_per_s": round(a.batch / dt, 2)}))
+                      "step_ms": round(1000 * dt, 3), "images_per_s": round(a.batch / dt, 2),
+                      **{f"{k}_ms": round(1000 * v / a.steps, 3) for k, v in phases.items()}}))
 
 
 if __name__ == "__main__":

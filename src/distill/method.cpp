@@ -57,10 +57,16 @@ class LgdMethod final : public Method {
     const auto zs = torch::matmul(s, tsb).to(torch::kFloat32) / options_.student_temp;
     const auto zt = torch::matmul(td, tsb).to(torch::kFloat32) / options_.teacher_temp;
     p.loss_tex = soft_cross_entropy(zs, zt);
+    p.classes = zt.argmax(1);
     p.loss = options_.alpha * p.loss_vis + (1.0 - options_.alpha) * p.loss_tex;
     return p;
   }
-  void update(const torch::Tensor& global_keys) override { vsb_.update(global_keys, tsb_); }
+  void update(const torch::Tensor& global_keys, const torch::Tensor& global_classes) override {
+    if (global_classes.defined())
+      vsb_.update_assigned(global_keys, global_classes);
+    else
+      vsb_.update(global_keys, tsb_);
+  }
   std::map<std::string, torch::Tensor> metrics() const override {
     return {{"vsb_initialised", vsb_.initialised_fraction()}};
   }
@@ -89,7 +95,7 @@ class SeedMethod final : public Method {
     p.loss = p.loss_vis;
     return p;
   }
-  void update(const torch::Tensor& global_keys) override {
+  void update(const torch::Tensor& global_keys, const torch::Tensor&) override {
     const std::int64_t k = queue_.size(0);
     auto keys = global_keys.detach().to(queue_.dtype());
     if (keys.size(0) > k) keys = keys.slice(0, keys.size(0) - k);
@@ -154,15 +160,14 @@ void VisualSemanticsBank::update_assigned(const torch::Tensor& keys, const torch
   const auto opts = rows_.options();
   // n_c for every class (index_add_ of ones: unlike bincount, no host sync on CUDA).
   const auto counts = torch::zeros({C}, opts).index_add_(0, classes, torch::ones({k.size(0)}, opts));
-  // Only the rows of classes that received keys are touched (O(N D), not O(C D)):
-  //   not initialised: Q_c = 0 * Q_c + sum_i k_i / n_c            = z_c
-  //   initialised:     Q_c = m * Q_c + sum_i k_i (1 - m) / n_c    = m Q_c + (1 - m) z_c
-  // Every key of class c writes the same scaled row, so repeated indices are harmless.
+  // Only the rows of classes that received keys are touched (O(N D), not O(C D)), by one
+  // index_add_ of per-key deltas: with keep = m if c is initialised else 0 and
+  // add = (1 - keep) / n_c, key i of class c adds add * (k_i - Q_c), so that the n_c keys
+  // together give Q_c + (1 - keep) (z_c - Q_c), i.e. z_c for a new class and
+  // m Q_c + (1 - m) z_c for an initialised one.
   const auto was = initialised_.index_select(0, classes).to(rows_.scalar_type());  // [N]
-  const auto keep = was * momentum_;
   const auto add = (1.0 - was * momentum_) / counts.index_select(0, classes);
-  rows_.index_put_({classes}, rows_.index_select(0, classes) * keep.unsqueeze(1));
-  rows_.index_add_(0, classes, k * add.unsqueeze(1));
+  rows_.index_add_(0, classes, (k - rows_.index_select(0, classes)).mul_(add.unsqueeze(1)));
   initialised_.index_fill_(0, classes, true);
 }
 

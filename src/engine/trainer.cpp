@@ -260,7 +260,7 @@ struct detail::TrainerState {
     }
     student->to(device);
     head->to(device);
-    if (cuda && cfg.train.channels_last) to_channels_last(*student);
+    if (cfg.train.channels_last) to_channels_last(*student);
     student->train();
     head->train();
 
@@ -433,7 +433,8 @@ struct detail::TrainerState {
     if (scaler) loss = loss * scaler->scale.squeeze();
     loss.backward();
     if (phases) mark(phases->student);
-    method->update(collective->all_gather_cat(t));
+    method->update(collective->all_gather_cat(t),
+                   parts.classes.defined() ? collective->all_gather_cat(parts.classes) : torch::Tensor());
     if (phases) mark(phases->update);
     return true;
   }
@@ -454,7 +455,7 @@ struct detail::TrainerState {
 
   torch::Tensor model_input(const torch::Tensor& images) const {
     const auto& m = teacher->manifest().image;
-    return data::to_model_input(images, m.mean, m.std, device, cuda && cfg.train.channels_last);
+    return data::to_model_input(images, m.mean, m.std, device, cfg.train.channels_last);
   }
 
   // ---- validation ----

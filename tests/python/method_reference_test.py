@@ -61,10 +61,10 @@ def vsb_update_loop(Q, init, keys, tsb, m):
     return Q, init
 
 
-def head_and_step(feats, loss_fn, loss_fn_after, head):
+def head_and_step(feats, loss_fn, loss_fn_after, head, nesterov=False):
     """Two SGD steps on the same batch: with the bank before and after its update (the
     second step uses the momentum buffers the first one left)."""
-    opt = torch.optim.SGD(head.parameters(), lr=LR, momentum=SGD_M, weight_decay=WD)
+    opt = torch.optim.SGD(head.parameters(), lr=LR, momentum=SGD_M, weight_decay=WD, nesterov=nesterov)
     s = normalize(head(feats))
     losses = loss_fn(s)
     opt.zero_grad()
@@ -85,11 +85,11 @@ head = nn.Sequential(nn.Linear(F, F), nn.ReLU(), nn.Linear(F, D))
 weights = OrderedDict((f"head.{k}", v.detach().clone()) for k, v in head.state_dict().items())
 
 with tempfile.TemporaryDirectory() as tmp:
-    def run(mode, tensors):
+    def run(mode, tensors, *extra):
         inp, out = os.path.join(tmp, f"{mode}_in.pt"), os.path.join(tmp, f"{mode}_out.pt")
         torch.save(tensors, inp)
         subprocess.run([TOOL, mode, inp, out, str(ALPHA), str(TAU_S), str(TAU_T), str(M), str(LR),
-                        str(SGD_M), str(WD)], check=True)
+                        str(SGD_M), str(WD), *extra], check=True)
         return torch.load(out)
 
     # LGD: half the classes already initialised, so both branches of the update run.
@@ -121,6 +121,15 @@ with tempfile.TemporaryDirectory() as tmp:
         failures.append("the fixture does not exercise both update branches")
     for k, v in h.state_dict().items():
         check(f"lgd two SGD steps: head.{k}", got[f"head.{k}"], v.detach(), 1e-4)
+
+    # Nesterov momentum: the same two steps with torch.optim.SGD(nesterov=True).
+    got = run("lgd", OrderedDict([("feats", feats), ("t", t), ("tsb", tsb), ("vsb.bank", Q),
+                                  ("vsb.initialised", init.float()), *weights.items()]), "nesterov")
+    h = nn.Sequential(nn.Linear(F, F), nn.ReLU(), nn.Linear(F, D))
+    h.load_state_dict(OrderedDict((k[5:], v) for k, v in weights.items()))
+    head_and_step(feats, lambda s: lgd_loss(s, Q), lambda s: lgd_loss(s, Q2), h, nesterov=True)
+    for k, v in h.state_dict().items():
+        check(f"lgd two Nesterov SGD steps: head.{k}", got[f"head.{k}"], v.detach(), 1e-4)
 
     # Alpha 1 and 0: the VIS-only and TEX-only ablations are the parts themselves.
     # (The mix is linear, so checking the parts above covers them.)

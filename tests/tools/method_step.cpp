@@ -1,5 +1,6 @@
 // Test helper: one distillation step with lgd's methods on tensors a Python test saved.
 //   method_step lgd|seed IN.pt OUT.pt alpha tau_s tau_t momentum lr sgd_momentum weight_decay
+//               [nesterov]
 // IN holds feats [B, F] (student pooled features), t [B, D] (normalised teacher keys),
 // head.0.weight/bias, head.2.weight/bias (the projection head) and, for lgd, tsb [D, C],
 // vsb.bank [D, C], vsb.initialised [C] (0/1 floats); for seed, seed.queue [K, D] and
@@ -21,9 +22,9 @@
 using namespace lgd;
 
 int main(int argc, char** argv) {
-  if (argc != 11) {
+  if (argc != 11 && argc != 12) {
     std::fprintf(stderr, "usage: method_step lgd|seed IN.pt OUT.pt alpha tau_s tau_t momentum lr "
-                         "sgd_momentum weight_decay\n");
+                         "sgd_momentum weight_decay [nesterov]\n");
     return 2;
   }
   try {
@@ -60,14 +61,15 @@ int main(int argc, char** argv) {
     }
     models::NamedTensors params;
     for (const auto& p : head->named_parameters(true)) params.emplace_back(p.key(), p.value());
-    engine::Sgd sgd(params, engine::SgdOptions{sgd_momentum, wd, false});
+    const bool nesterov = argc == 12 && std::string(argv[11]) == "nesterov";
+    engine::Sgd sgd(params, engine::SgdOptions{sgd_momentum, wd, nesterov});
     auto s = head->forward(feats);
     s = s / s.norm(2, 1, true).clamp_min(1e-12);
     const auto parts = method->loss(s, t);
     sgd.zero_grad();
     parts.loss.backward();
     sgd.step(lr);
-    method->update(t);
+    method->update(t, parts.classes);  // as the trainer does: the classes L_TEX computed
     // A second step on the same batch exercises the momentum buffers (b = m b + g).
     {
       auto s2 = head->forward(feats);

@@ -71,6 +71,9 @@ struct LossParts {
   torch::Tensor loss;      // what is minimised
   torch::Tensor loss_vis;  // L_VIS (lgd) or the SEED loss
   torch::Tensor loss_tex;  // L_TEX (lgd); undefined for seed
+  // lgd: argmax_c of the teacher's TSB logits per row, int64 [B] -- the LGKA class of each
+  // key, a by-product of L_TEX that update() can take instead of recomputing it.
+  torch::Tensor classes;
 };
 
 class Method {
@@ -79,8 +82,9 @@ class Method {
   virtual const std::string& name() const = 0;
   // The loss of this rank's batch with the current bank / queue.
   virtual LossParts loss(const torch::Tensor& s, const torch::Tensor& t) const = 0;
-  // After the loss: take in the teacher keys of the global batch (all ranks, rank order).
-  virtual void update(const torch::Tensor& global_keys) = 0;
+  // After the loss: take in the teacher keys of the global batch (all ranks, rank order) and,
+  // when given, their LossParts::classes gathered the same way.
+  virtual void update(const torch::Tensor& global_keys, const torch::Tensor& global_classes = {}) = 0;
   // Metrics without host synchronisation (e.g. fraction of VSB classes initialised).
   virtual std::map<std::string, torch::Tensor> metrics() const = 0;
   virtual void to(const torch::Device& device) = 0;
