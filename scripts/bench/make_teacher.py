@@ -19,7 +19,9 @@ import torchvision
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from export_clip import CLIP_MEAN, CLIP_STD, export_bundle  # noqa: E402
 
-CONTEXT = 32
+CONTEXT = 77  # as CLIP
+TEMPLATES = ["a photo of a {}.", "a blurry photo of a {}.", "a black and white photo of a {}.",
+             "a photo of the large {}.", "a photo of the small {}.", "a bad photo of the {}."]
 
 
 class BenchClip(torch.nn.Module):
@@ -54,7 +56,7 @@ def main():
     names = [l.strip() for l in open(a.classnames) if l.strip() and not l.startswith("#")]
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus.txt"
-        corpus.write_text("\n".join(f"a photo of a {n}." for n in names * 8) + "\n")
+        corpus.write_text("\n".join(t.format(n) for t in TEMPLATES for n in names * 4) + "\n")
         spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(Path(tmp) / "sp"), vocab_size=64,
                                        hard_vocab_limit=False, model_type="unigram", pad_id=0, unk_id=1,
                                        bos_id=2, eos_id=3, minloglevel=2)

@@ -232,8 +232,13 @@ struct detail::TrainerState {
       else
         templates = text::default_templates();
       spdlog::info("[train] building the TSB: {} classes x {} templates", names.size(), templates.size());
-      tsb = text::build_text_bank(
-          names, templates, [&](const std::vector<std::string>& t) { return teacher->encode_texts(t); });
+      try {
+        tsb = text::build_text_bank(
+            names, templates, [&](const std::vector<std::string>& t) { return teacher->encode_texts(t); });
+      } catch (const Error& e) {
+        throw ConfigError(where(cfg.bank.template_list.empty() ? "bank.templates" : "bank.template_list") +
+                          ": building the TSB with teacher " + teacher->manifest().name + ": " + e.what());
+      }
       tsb.teacher = teacher->manifest().name;
     }
     tsb_device = tsb.weights.to(device, torch::kFloat32);
