@@ -16,7 +16,7 @@ then checks:
   * SIGTERM saves a checkpoint and exits 143, and the resumed run is bit-identical too;
   * a config forcing a non-finite loss stops with one clear line and no checkpoint;
   * a resumed run that changes the student, and a teacher whose image size differs from
-    data.image_size, are one-line errors; SEED runs.
+    data.image_size, are one-line errors; students start from a .pth or a checkpoint; SEED runs.
 """
 import json
 import os
@@ -300,7 +300,21 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2}}
     check("--resume of a missing file is one line", done.returncode == 1 and done.stderr.strip() ==
           f"lgd: error: {tmp / 'nope.ckpt'}: no such checkpoint (--resume)", done.stderr.strip())
 
-    # 6. SEED.
+    # 6. Student initialised from weights: torchvision keys (.pth) and an lgd checkpoint (with its
+    #    head). Zero epochs of warm-up and lr ~ 0 leave the weights as loaded, so the first
+    #    checkpoint must hold exactly the loaded tensors.
+    for name, source in (("init_pth", whole / "student.pth"), ("init_ckpt", whole / "checkpoints" / "last.ckpt")):
+        run(LGD, "train", "--config", config, "--set", f"run.name={name}", "--set", "student.init=weights",
+            "--set", f"student.weights={source}", "--set", "optim.epochs=1", "--set", "optim.warmup_epochs=0",
+            "--set", "optim.lr=1e-30", "--set", "optim.weight_decay=0", "--set", "train.val_every=0")
+        got, _ = read_safetensors(runs / name / "checkpoints" / "last.ckpt")
+        convs = [k for k in got if k.startswith("student.") and k.endswith("conv1.weight")]
+        same = all(np.array_equal(got[k], final[k]) for k in convs)
+        if name == "init_ckpt":
+            same = same and np.array_equal(got["head.2.weight"], final["head.2.weight"])
+        check(f"student.init: weights from {source.name}", same and len(convs) > 0, f"{len(convs)} conv weights compared")
+
+    # 7. SEED.
     done = run(LGD, "train", "--config", config, "--set", "run.name=seed", "--set", "method.name=seed",
                "--set", "method.queue_size=64", "--set", "optim.epochs=2", "--set", "train.val_every=0")
     recs = [r for r in metrics(runs / "seed") if r["kind"] == "train"]
