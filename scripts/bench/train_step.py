@@ -19,6 +19,8 @@ import torch.nn.functional as F
 import torchvision
 import yaml
 
+from vsb_reference import update as reference_update  # the reference's per-class loop
+
 TAU_S, TAU_T, ALPHA, M = 0.2, 0.01, 0.5, 0.999
 
 
@@ -27,16 +29,7 @@ def soft_ce(zs, zt):
 
 
 def vsb_loop(Q, init, keys, tsb):
-    assign = (keys @ tsb).argmax(1)
-    for c in range(Q.shape[1]):
-        idx = assign == c
-        if idx.sum() > 0:
-            z = keys[idx].mean(0)
-            if init[c]:
-                Q[:, c] = M * Q[:, c] + (1 - M) * z
-            else:
-                Q[:, c] = z
-                init[c] = True
+    reference_update(Q, init, keys, tsb, M)
 
 
 def vsb_vectorised(Q, init, keys, tsb):

@@ -129,8 +129,8 @@ struct detail::TrainerState {
   std::string config_path, run_dir;
   torch::Device device = torch::kCPU;
   bool cuda = false;
-  bool autocast = false;
-  torch::ScalarType amp_dtype = torch::kFloat32;
+  bool autocast = false;                          // CUDA autocast on (train.amp != off)
+  torch::ScalarType amp_dtype = torch::kBFloat16;  // its dtype, also the teacher's on CUDA
   int threads = 1;
 
   std::shared_ptr<distill::Collective> collective = distill::single_process_collective();
@@ -170,7 +170,6 @@ struct detail::TrainerState {
     device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
     if (cuda) {
       at::globalContext().setBenchmarkCuDNN(true);
-      if (cfg.train.amp == "bf16") amp_dtype = torch::kBFloat16;
       if (cfg.train.amp == "fp16") amp_dtype = torch::kHalf;
       autocast = cfg.train.amp != "off";
     }
@@ -201,7 +200,7 @@ struct detail::TrainerState {
                         std::to_string(cfg.data.image_size) + ", but the teacher " + m.name +
                         " takes " + std::to_string(m.image.size) + " px images (" +
                         cfg.teacher.bundle + "/lgd_teacher.yaml image.size)");
-    teacher->to(device, cuda ? amp_dtype : torch::kFloat32);
+    teacher->to(device, autocast ? amp_dtype : torch::kFloat32);
   }
 
   void setup_bank() {
@@ -428,11 +427,13 @@ struct detail::TrainerState {
     if (phases) mark(phases->teacher);
     torch::Tensor s;
     {
-      compat::CudaAutocast ac(autocast, amp_dtype == torch::kFloat32 ? torch::kBFloat16 : amp_dtype);
+      compat::CudaAutocast ac(autocast, amp_dtype);
       s = head->forward(student->features(x));
     }
     s = l2_normalize(s.to(torch::kFloat32));
     parts = method->loss(s, t);
+    // One host synchronisation per micro-batch. It also guarantees that the non-blocking copy
+    // of the pinned batch has completed before the loader may reuse that buffer.
     if (!parts.loss.isfinite().item<bool>()) return false;
     auto loss = parts.loss / static_cast<double>(cfg.optim.accumulate);
     if (scaler) loss = loss * scaler->scale.squeeze();
@@ -494,7 +495,7 @@ struct detail::TrainerState {
       const auto labels = batch->labels.to(device);
       torch::Tensor s;
       {
-        compat::CudaAutocast ac(autocast, amp_dtype == torch::kFloat32 ? torch::kBFloat16 : amp_dtype);
+        compat::CudaAutocast ac(autocast, amp_dtype);
         s = head->forward(student->features(x));
       }
       s = l2_normalize(s.to(torch::kFloat32));
@@ -583,7 +584,6 @@ int Trainer::run() {
   double data_wait = 0;
   auto log_started = Clock::now();
   auto last_progress = Clock::now() - std::chrono::seconds(1);
-  const bool want_norm = true;
 
   auto stop = [&](int sig) {
     m.clear_progress();
@@ -625,7 +625,7 @@ int Trainer::run() {
       }
       if (finite) {
         torch::Tensor norm;
-        m.optimizer_step(lr, want_norm ? &norm : nullptr);
+        m.optimizer_step(lr, &norm);
         if (norm.defined()) sum_norm = sum_norm.defined() ? sum_norm + norm : norm.clone();
         m.nonfinite_run = 0;
       } else {

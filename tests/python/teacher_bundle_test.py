@@ -23,6 +23,8 @@ import sentencepiece as spm
 import torch
 import torch.nn.functional as F
 
+from tiny_teacher import TinyClip
+
 LGD, EMBED, SOURCE = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 sys.path.insert(0, str(SOURCE / "scripts"))
 from export_clip import export_bundle  # noqa: E402
@@ -32,24 +34,6 @@ NAMES = ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "
 TEMPLATES = ["a photo of a {}.", "a blurry photo of the {}.", "a {} in a catalogue.", "my {}!"]
 L, D, S = 32, 24, 32
 failures = []
-
-
-class TinyClip(torch.nn.Module):
-    def __init__(self, vocab):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 8, 3, stride=2)
-        self.bn = torch.nn.BatchNorm2d(8)
-        self.proj = torch.nn.Linear(8, D)
-        self.embed = torch.nn.Embedding(vocab, 32)
-        self.text_proj = torch.nn.Linear(32, D)
-
-    def encode_image(self, x):
-        return self.proj(F.relu(self.bn(self.conv(x))).mean((2, 3)))
-
-    def encode_text(self, tokens):
-        mask = (tokens != 0).float().unsqueeze(-1)
-        pooled = (self.embed(tokens) * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return self.text_proj(torch.tanh(pooled))
 
 
 def run(*args, check=True):
@@ -93,7 +77,7 @@ with tempfile.TemporaryDirectory() as tmp:
     sp = spm.SentencePieceProcessor(model_file=str(tmp / "sp.model"))
 
     torch.manual_seed(0)
-    model = TinyClip(sp.get_piece_size())
+    model = TinyClip(sp.get_piece_size(), D)
     with torch.no_grad():
         model.bn.running_mean.uniform_(-0.3, 0.3)
         model.bn.running_var.uniform_(0.5, 1.5)

@@ -19,7 +19,6 @@ then checks:
     data.image_size, are one-line errors; students start from a .pth or a checkpoint; SEED runs.
 """
 import json
-import os
 import random
 import signal
 import struct
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 import torchvision
 from PIL import Image
 
+from tiny_teacher import TinyClip
 from tb_events import read_records, scalars as tb_scalars
 
 LGD, TRAIN_RUN, SOURCE = sys.argv[1], sys.argv[2], Path(sys.argv[3])
@@ -52,24 +52,6 @@ def check(name, ok, detail=""):
     print(f"{'ok  ' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}")
     if not ok:
         failures.append(name)
-
-
-class TinyClip(torch.nn.Module):
-    def __init__(self, vocab):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 8, 3, stride=2)
-        self.bn = torch.nn.BatchNorm2d(8)
-        self.proj = torch.nn.Linear(8, D)
-        self.embed = torch.nn.Embedding(vocab, 32)
-        self.text_proj = torch.nn.Linear(32, D)
-
-    def encode_image(self, x):
-        return self.proj(F.relu(self.bn(self.conv(x))).mean((2, 3)))
-
-    def encode_text(self, tokens):
-        mask = (tokens != 0).float().unsqueeze(-1)
-        pooled = (self.embed(tokens) * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return self.text_proj(torch.tanh(pooled))
 
 
 class ImageTower(torch.nn.Module):
@@ -157,7 +139,7 @@ with tempfile.TemporaryDirectory() as tmp:
                                    vocab_size=28, model_type="unigram", pad_id=0, unk_id=1, bos_id=2,
                                    eos_id=3, minloglevel=2)
     torch.manual_seed(0)
-    model = TinyClip(28)
+    model = TinyClip(28, D)
     with torch.no_grad():
         model.bn.running_mean.uniform_(-0.3, 0.3)
         model.bn.running_var.uniform_(0.5, 1.5)
