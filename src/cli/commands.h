@@ -20,5 +20,6 @@ void add_tokenize_command(CLI::App& app, Commands& commands);
 void add_bank_command(CLI::App& app, Commands& commands);
 void add_bench_command(CLI::App& app, Commands& commands);
 void add_train_command(CLI::App& app, Commands& commands);
+void add_eval_command(CLI::App& app, Commands& commands);
 
 }  // namespace lgd::cli

@@ -16,6 +16,7 @@
 #include "lgd/core/errors.h"
 #include "lgd/core/file_io.h"
 #include "lgd/core/logging.h"
+#include "lgd/core/progress.h"
 #include "lgd/core/torch_compat.h"
 #include "lgd/core/version.h"
 #include "lgd/data/pipeline.h"
@@ -55,16 +56,6 @@ std::uint64_t step_seed(std::uint64_t seed, std::int64_t step, std::int64_t rank
   return (z ^ (z >> 31)) & 0x7FFFFFFFFFFFFFFFULL;
 }
 
-std::string format_duration(double seconds) {
-  if (!(seconds >= 0) || seconds > 1e8) return "--:--";
-  const auto s = static_cast<long long>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
-  return buf;
-}
 
 // SIGINT / SIGTERM set a flag that the training loop checks after every step. The handler is
 // installed once per run and resets itself, so a second signal ends the process at once.
@@ -91,13 +82,6 @@ class StopSignals {
  private:
   struct sigaction old_int_ {}, old_term_ {};
 };
-
-// Conv weights in channels_last, as model.to(memory_format=torch.channels_last) does.
-void to_channels_last(torch::nn::Module& module) {
-  torch::NoGradGuard no_grad;
-  for (auto& p : module.parameters())
-    if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
-}
 
 // fp16 dynamic loss scaling, as torch.cuda.amp.GradScaler (init 2^16, growth 2 every 2000
 // good steps, backoff 0.5).
@@ -264,7 +248,7 @@ struct detail::TrainerState {
     }
     student->to(device);
     head->to(device);
-    if (cfg.train.channels_last) to_channels_last(*student);
+    if (cfg.train.channels_last) models::to_channels_last(*student);
     student->train();
     head->train();
 
@@ -340,6 +324,14 @@ struct detail::TrainerState {
     c.meta["global_step"] = std::to_string(global_step);
     c.meta["nonfinite_steps"] = std::to_string(nonfinite_total);
     c.meta["teacher"] = teacher->manifest().name;
+    // The input normalisation the student was trained with (lgd eval uses it).
+    auto joined = [](const std::vector<double>& v) {
+      std::string out;
+      for (double x : v) out += (out.empty() ? "" : ",") + fmt::format("{}", x);
+      return out;
+    };
+    c.meta["image_mean"] = joined(teacher->manifest().image.mean);
+    c.meta["image_std"] = joined(teacher->manifest().image.std);
     c.meta["config"] = config::to_yaml(cfg);
     c.meta["rng"] = "global generator reseeded from (run.seed, step); data draws from (run.seed, epoch, index)";
     return c;
@@ -553,6 +545,9 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
   }
   if (!resume.empty()) m.resume_from(resume);
   write_file_atomic((fs::path(m.run_dir) / "config.yaml").string(), config::to_yaml(cfg));
+  // The TSB the run distils against: `lgd eval --protocol zero-shot` finds it next to the
+  // run's checkpoints.
+  if (m.collective->rank() == 0) text::save_text_bank((fs::path(m.run_dir) / "tsb.safetensors").string(), m.tsb);
   m.metrics = std::make_unique<MetricsLog>(m.run_dir);
   m.tty = ::isatty(STDERR_FILENO) == 1;
 

@@ -58,6 +58,12 @@ torch::Tensor Student::forward(const torch::Tensor& images) {
   return num_classes_ > 0 ? classify(f) : f;
 }
 
+void to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+}
+
 std::int64_t parameter_count(const torch::nn::Module& module) {
   std::int64_t n = 0;
   for (const auto& p : module.parameters()) n += p.numel();

@@ -52,6 +52,9 @@ std::shared_ptr<Student> create_student(const std::string& arch, const StudentOp
 // LGD's projection head: Linear(F, F) -> ReLU -> Linear(F, D), keys "0.*" and "2.*".
 torch::nn::Sequential make_projection_head(std::int64_t feature_dim, std::int64_t embed_dim);
 
+// Conv weights in channels_last, as model.to(memory_format=torch.channels_last) does.
+void to_channels_last(torch::nn::Module& module);
+
 // Number of elements over all parameters (buffers excluded).
 std::int64_t parameter_count(const torch::nn::Module& module);
 
