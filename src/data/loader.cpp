@@ -170,10 +170,11 @@ struct Loader::State {
         const double limit = options.max_bad_fraction * static_cast<double>(sampler.num_samples());
         if (static_cast<double>(bad) > limit && !error) {
           error = std::make_exception_ptr(IoError(
-              "data: " + std::to_string(bad) + " unreadable samples in epoch " +
-              std::to_string(ep) + " of " + std::to_string(sampler.num_samples()) +
-              ", more than data.max_bad_fraction = " + std::to_string(options.max_bad_fraction) +
-              " allows (last: " + dataset->describe(index) + ")"));
+              options.max_bad_fraction <= 0
+                  ? "data: " + dataset->describe(index) + ": not a readable image (every sample must be readable here)"
+                  : "data: " + std::to_string(bad) + " unreadable samples in epoch " + std::to_string(ep) + " of " +
+                        std::to_string(sampler.num_samples()) + ", more than data.max_bad_fraction = " +
+                        fmt::format("{}", options.max_bad_fraction) + " allows (last: " + dataset->describe(index) + ")"));
         }
       }
       if (++batch->filled == batch->size) ready_cv.notify_all();

@@ -440,7 +440,8 @@ struct Evaluation {
   // ---- protocols ----
 
   ProtocolResult knn() {
-    ProtocolResult r{"knn"};
+    ProtocolResult r;
+    r.protocol = "knn";
     std::string h1, h2;
     const auto& tr = train_features(&h1);
     const auto& va = val_features(&h2);
@@ -489,7 +490,8 @@ struct Evaluation {
   }
 
   ProtocolResult zero_shot() {
-    ProtocolResult r{"zero-shot"};
+    ProtocolResult r;
+    r.protocol = "zero-shot";
     if (!head)
       throw UsageError("lgd eval: zero-shot needs the student's projection head: evaluate an lgd checkpoint or "
                        "weights exported with --with-head (" + source + " has no head.* keys)");
@@ -514,7 +516,8 @@ struct Evaluation {
   }
 
   ProtocolResult linear_fast() {
-    ProtocolResult r{"linear-fast"};
+    ProtocolResult r;
+    r.protocol = "linear-fast";
     std::string h1, h2;
     const auto& tr = train_features(&h1);
     std::vector<torch::Tensor> xs{tr.x}, ys{tr.labels};
@@ -558,7 +561,8 @@ struct Evaluation {
   }
 
   ProtocolResult linear() {
-    ProtocolResult r{"linear"};
+    ProtocolResult r;
+    r.protocol = "linear";
     r.features = "per epoch";
     const auto C = num_classes();
     const auto F = student->feature_dim();

@@ -100,8 +100,11 @@ TEST(EvalSubset, ClassBalancedAndSeeded) {
   std::vector<int> hits(labels.size());
   for (std::uint64_t s = 0; s < 2000; ++s)
     for (auto i : class_balanced_subset(labels, 5, 0.1, s)) ++hits[static_cast<std::size_t>(i)];
-  for (std::size_t i = 0; i < labels.size(); ++i)
-    if (labels[i] == 0) EXPECT_NEAR(hits[i], 200, 60) << i;
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] == 0) {
+      EXPECT_NEAR(hits[i], 200, 60) << i;
+    }
+  }
 }
 
 TEST(EvalLinear, MocoStepSchedule) {

@@ -122,8 +122,9 @@ with tempfile.TemporaryDirectory() as tmp:
 
     out = tmp / "out"
     lin_batch, lin_lr, milestones, epochs = 16, 3.0, [6, 9], 10
-    common = [LGD, "eval", "--weights", weights, "--data", tmp / "train", "--val-data", tmp / "val",
-              "--image-size", S, "--threads", 2, "--workers", 2, "--out", out]
+    student = [LGD, "eval", "--weights", weights, "--arch", "resnet18", "--data", tmp / "train", "--val-data",
+               tmp / "val", "--image-size", S, "--threads", 2, "--workers", 2]
+    common = [*student, "--out", out]
     done = run(*common, "--protocol", "knn,zero-shot,linear-fast", "--protocol", "linear",
                "--linear-epochs", epochs, "--linear-batch", lin_batch, "--linear-lr", lin_lr,
                "--linear-milestones", ",".join(map(str, milestones)), "--bank", tmp / "tsb.safetensors",
@@ -203,29 +204,31 @@ with tempfile.TemporaryDirectory() as tmp:
     # The cache: a second run extracts nothing.
     done = run(*common, "--protocol", "linear-fast,knn")
     res2 = json.loads((out / "results.json").read_text())
-    check("second run reads the cache", all(r["features"] == "cached" for r in res2["results"])
+    check("second run reads the cache", [r["features"] for r in res2["results"]] == ["cached", "reused"]
           and res2["feature_extraction_seconds"] == {}, str([r["features"] for r in res2["results"]]))
     check("cached features give the same numbers",
           [r["top1"] for r in res2["results"]] == [by["linear-fast"]["top1"], by["knn"]["top1"]])
 
     # Semi-supervised subset: 25% of 16 per class = 4 per class.
-    run(*common, "--protocol", "knn", "--subset", "25", "--out", tmp / "sub")
+    run(*student, "--protocol", "knn", "--subset", "25", "--out", tmp / "sub")
     sub = json.loads((tmp / "sub" / "results.json").read_text())
     check("--subset 25 keeps 4 per class", sub["dataset"]["train_samples"] == 16, str(sub["dataset"]))
 
     # Bad input: one line, non-zero exit.
     def one_line_error(name, args, needle):
         d = run(*args, check_rc=False)
-        lines = [l for l in d.stderr.strip().splitlines() if l.strip()]
-        check(name, d.returncode != 0 and len(lines) == 1 and needle in lines[0], repr(d.stderr))
+        # Progress and warnings are log lines ("I ...", "W ..."); the error is one line.
+        lines = [l for l in d.stderr.strip().splitlines() if l.startswith("lgd:")]
+        check(name, d.returncode != 0 and len(lines) == 1 and needle in lines[0] and
+              d.stderr.strip().splitlines()[-1] == lines[0], repr(d.stderr))
 
     plain = tmp / "plain.pth"
     run(LGD, "export", "--arch", "resnet18", "--init", "random", "-o", plain)
-    one_line_error("zero-shot without a head", [LGD, "eval", "--weights", plain, "--data", tmp / "train",
+    one_line_error("zero-shot without a head", [LGD, "eval", "--weights", plain, "--arch", "resnet18", "--data", tmp / "train",
                    "--val-data", tmp / "val", "--image-size", S, "--protocol", "zero-shot", "--bank",
                    tmp / "tsb.safetensors", "--out", tmp / "e1"], "head")
     one_line_error("unknown protocol", [*common, "--protocol", "linaer"], "linaer")
-    one_line_error("image folder without --val-data", [LGD, "eval", "--weights", weights, "--data", tmp / "train",
+    one_line_error("image folder without --val-data", [LGD, "eval", "--weights", weights, "--arch", "resnet18", "--data", tmp / "train",
                    "--protocol", "knn", "--out", tmp / "e2"], "--val-data")
     one_line_error("classifier export of a mobilenet_v3", [LGD, "eval", "--init", "random", "--arch",
                    "mobilenet_v3_small", "--data", tmp / "train", "--val-data", tmp / "val", "--protocol",
