@@ -162,8 +162,11 @@ FastLinearResult fit_linear_fast(const torch::Tensor& features, const torch::Ten
   const auto x0 = features.to(torch::kFloat32);
   const auto y = labels.to(x0.device(), torch::kInt64);
   const auto mean = x0.mean(0);
+  // Standardised per feature. The threshold is relative: a random-init network's features
+  // can be ~1e-9 in all, and only (numerically) constant features are left unscaled.
   auto sd = x0.std(0, /*unbiased=*/false);
-  sd = torch::where(sd > 1e-5, sd, torch::ones_like(sd));
+  const double top = sd.max().item<double>();
+  sd = torch::where(sd > 1e-6 * top, sd, torch::full_like(sd, top > 0 ? top : 1.0));
   const auto x = (x0 - mean) / sd;
 
   FastLinearResult result;

@@ -133,11 +133,14 @@ TEST(EvalLinearFast, SeparableFeaturesAbove99Percent) {
   FastLinearOptions o;
   o.weight_decays = {1e-4, 1e-2};
   o.max_iter = 100;
-  const auto fit = fit_linear_fast(xtr, ytr, C, o);
-  ASSERT_EQ(fit.search.size(), 2u);
-  const auto scores = xte.matmul(fit.weight.t()) + fit.bias;  // raw features
-  const auto a = accuracy(scores, yte, C);
-  EXPECT_GE(a.top1, 99.0);
+  // Raw scale, and ~1e-9 as a random-init MobileNetV2's pooled features are.
+  for (double scale : {1.0, 1e-10}) {
+    const auto fit = fit_linear_fast(xtr * scale, ytr, C, o);
+    ASSERT_EQ(fit.search.size(), 2u);
+    const auto scores = (xte * scale).matmul(fit.weight.t()) + fit.bias;  // raw features
+    const auto a = accuracy(scores, yte, C);
+    EXPECT_GE(a.top1, 99.0) << "feature scale " << scale;
+  }
 }
 
 }  // namespace

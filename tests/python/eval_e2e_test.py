@@ -209,6 +209,15 @@ with tempfile.TemporaryDirectory() as tmp:
     check("cached features give the same numbers",
           [r["top1"] for r in res2["results"]] == [by["linear-fast"]["top1"], by["knn"]["top1"]])
 
+    # Augmented passes: one more pass over the training set with the linear view, cached too.
+    run(*common, "--protocol", "linear-fast", "--fast-passes", "1")
+    res3 = json.loads((out / "results.json").read_text())
+    views = sorted(read_safetensors(f)[1]["key"].split(" view=")[1].split(" ")[0]
+                   for f in (out / "cache").glob("features-*.safetensors"))
+    check("--fast-passes 1 adds one linear-view pass", res3["results"][0]["augmented_passes"] == 1 and
+          views == ["eval", "eval", "linear"] and list(res3["feature_extraction_seconds"]) == ["train/linear/1"]
+          and res3["results"][0]["top1"] >= 99.0, f"{views} {res3['feature_extraction_seconds']}")
+
     # Semi-supervised subset: 25% of 16 per class = 4 per class.
     run(*student, "--protocol", "knn", "--subset", "25", "--out", tmp / "sub")
     sub = json.loads((tmp / "sub" / "results.json").read_text())
