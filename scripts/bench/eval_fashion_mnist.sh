@@ -6,6 +6,7 @@
 #     quick   linear-fast, knn (and zero-shot for the student) on all 60,000 labels
 #     subset  linear (MoCo, 100 epochs) and linear-fast on 10% of the labels per class
 #     full    linear (MoCo, 100 epochs) on all labels, the trained student only (~45 min on 2 cores)
+# Each mode writes fresh folders (delete eval-fmnist/ to time feature extraction again).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LGD=build/src/cli/lgd
@@ -27,6 +28,6 @@ case "${1:-quick}" in
     "$LGD" eval "${RANDOM_INIT[@]}" --subset 10 --protocol linear-fast,linear --out eval-fmnist/random_mnv2_10pct
     "$LGD" eval "${STUDENT[@]}" --subset 10 --protocol linear-fast,linear --out eval-fmnist/lgd_mnv2_10pct ;;
   full)
-    "$LGD" eval "${STUDENT[@]}" --protocol linear-fast,linear --out eval-fmnist/lgd_mnv2_full ;;
+    "$LGD" eval "${STUDENT[@]}" --protocol linear --out eval-fmnist/lgd_mnv2_full ;;
   *) echo "usage: $0 [quick|subset|full]" >&2; exit 2 ;;
 esac

@@ -21,7 +21,6 @@ then checks:
 import json
 import random
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 import torchvision
 from PIL import Image
 
+from safetensors_io import read_safetensors
 from tiny_teacher import TinyClip
 from tb_events import read_records, scalars as tb_scalars
 
@@ -88,19 +88,6 @@ def run(*args, check_rc=True, **kw):
     if check_rc and done.returncode != 0:
         sys.exit(f"FAILED: {' '.join(map(str, args))}\n{done.stdout}{done.stderr}")
     return done
-
-
-def read_safetensors(path):
-    blob = Path(path).read_bytes()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    dtypes = {"F32": np.float32, "I64": np.int64, "BOOL": np.bool_, "I32": np.int32, "U8": np.uint8}
-    out = {}
-    for key, info in header.items():
-        b, e = info["data_offsets"]
-        out[key] = np.frombuffer(blob[8 + n + b:8 + n + e], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
-    return out, meta
 
 
 def metrics(run_dir):

@@ -51,7 +51,7 @@ struct EvalOptions {
 
   // linear-fast
   std::int64_t fast_passes = 0;  // extra augmented (linear view) passes over the training set
-  std::vector<double> fast_weight_decays{1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1};
+  std::vector<double> fast_weight_decays{1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0};
   std::int64_t fast_max_iter = 300;
 
   // knn

@@ -47,7 +47,7 @@ std::vector<std::int64_t> class_balanced_subset(const std::vector<std::int64_t>&
 double step_lr(double base, std::int64_t epoch, const std::vector<std::int64_t>& milestones);
 
 struct FastLinearOptions {
-  std::vector<double> weight_decays{1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1};  // L2 on the weight
+  std::vector<double> weight_decays{1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0};  // L2 on the weight
   double holdout = 0.1;  // fraction of every class held out to choose the weight decay
   std::int64_t max_iter = 300;  // L-BFGS iterations per fit
   std::uint64_t seed = 0;
