@@ -433,7 +433,8 @@ struct Evaluation {
 
   static std::string merge_how(const std::string& a, const std::string& b) {
     if (a == b) return a;
-    if (a == "extracted" || b == "extracted") return "extracted (part)";
+    auto extracted = [](const std::string& s) { return s.rfind("extracted", 0) == 0; };
+    if (extracted(a) || extracted(b)) return "extracted (part)";
     return "cached";
   }
 
@@ -534,6 +535,7 @@ struct Evaluation {
     fo.weight_decays = o.fast_weight_decays;
     fo.max_iter = o.fast_max_iter;
     fo.seed = static_cast<std::uint64_t>(o.seed);
+    fo.views_per_sample = 1 + o.fast_passes;
     const auto started = Clock::now();
     spdlog::info("[eval] linear-fast: L-BFGS on {} x {} features, weight decay from {} candidates",
                  tr.x.size(0) * static_cast<std::int64_t>(xs.size()), tr.x.size(1), fo.weight_decays.size());

@@ -173,12 +173,17 @@ FastLinearResult fit_linear_fast(const torch::Tensor& features, const torch::Ten
   result.weight_decay = options.weight_decays.front();
   Fit best{};
   if (options.weight_decays.size() > 1) {
-    const auto ycpu = y.cpu().contiguous();
+    const auto views = std::max<std::int64_t>(options.views_per_sample, 1);
+    if (x.size(0) % views != 0)
+      throw UsageError("linear-fast: " + std::to_string(x.size(0)) + " rows are not " + std::to_string(views) +
+                       " views of the same samples");
+    const auto n = x.size(0) / views;
+    const auto ycpu = y.slice(0, 0, n).cpu().contiguous();
     std::vector<std::int64_t> yv(ycpu.data_ptr<std::int64_t>(), ycpu.data_ptr<std::int64_t>() + ycpu.numel());
     const auto held = class_balanced_subset(yv, num_classes, options.holdout, options.seed);
-    auto mask = torch::zeros({x.size(0)}, torch::kBool);
+    auto mask = torch::zeros({n}, torch::kBool);
     mask.index_fill_(0, torch::tensor(held, torch::kInt64), true);
-    mask = mask.to(x.device());
+    mask = mask.repeat({views}).to(x.device());
     const auto xt = x.index({~mask}), yt = y.index({~mask});
     const auto xh = x.index({mask}), yh = y.index({mask});
     // Strongest decay first, each fit starting from the previous solution.

@@ -141,6 +141,12 @@ TEST(EvalLinearFast, SeparableFeaturesAbove99Percent) {
     const auto a = accuracy(scores, yte, C);
     EXPECT_GE(a.top1, 99.0) << "feature scale " << scale;
   }
+  // Two views of every sample: the split keeps both views of a sample on one side.
+  o.views_per_sample = 2;
+  const auto fit2 = fit_linear_fast(torch::cat({xtr, xtr + 0.01}), torch::cat({ytr, ytr}), C, o);
+  EXPECT_GE(accuracy(xte.matmul(fit2.weight.t()) + fit2.bias, yte, C).top1, 99.0);
+  o.views_per_sample = 7;  // 6000 rows are not 7 views
+  EXPECT_THROW(fit_linear_fast(torch::cat({xtr, xtr}), torch::cat({ytr, ytr}), C, o), std::exception);
 }
 
 }  // namespace

@@ -51,6 +51,9 @@ struct FastLinearOptions {
   double holdout = 0.1;  // fraction of every class held out to choose the weight decay
   std::int64_t max_iter = 300;  // L-BFGS iterations per fit
   std::uint64_t seed = 0;
+  // Rows are this many blocks of the same samples in the same order (augmented passes): the
+  // hold-out split takes whole samples, never one view of a sample while another trains.
+  std::int64_t views_per_sample = 1;
 };
 
 struct FastLinearResult {
