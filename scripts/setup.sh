@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   cmake make g++ pkg-config ccache
   libtorch-dev libgloo-dev           # LibTorch 1.13 (CPU) and the headers its distributed API needs
-  libopenblas0-openmp                # optimised BLAS behind libblas.so.3 (the reference BLAS is ~13x slower)
+  libopenblas0-openmp                # optimised BLAS behind libblas.so.3 (the reference BLAS is ~14x slower on a 1024^3 matmul)
   libturbojpeg0-dev                  # JPEG decoding with DCT-domain down-scaling
   libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev libsentencepiece-dev zlib1g-dev
   libpcre2-dev                       # Unicode classes of CLIP's pre-tokenisation pattern
