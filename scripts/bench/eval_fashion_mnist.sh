@@ -5,7 +5,7 @@
 #   scripts/bench/eval_fashion_mnist.sh [quick|subset|full]
 #     quick   linear-fast, knn (and zero-shot for the student) on all 60,000 labels
 #     subset  linear (MoCo, 100 epochs) and linear-fast on 10% of the labels per class
-#     full    linear (MoCo, 100 epochs) on all labels, the trained student only (~45 min on 2 cores)
+#     full    linear (MoCo, 100 epochs) on all labels, the trained student only (~1 h on 2 cores)
 # Each mode writes fresh folders (delete eval-fmnist/ to time feature extraction again).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
