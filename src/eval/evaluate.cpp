@@ -222,7 +222,8 @@ struct Evaluation {
     arch = o.arch;
     if (!path.empty()) {
       if (!fs::is_regular_file(path)) throw IoError(path + ": no such file (the student to evaluate)");
-      meta = exporting::read_weights(path).metadata;
+      auto file = exporting::read_weights(path);  // read once: metadata, then the weights
+      meta = file.metadata;
       if (!o.checkpoint.empty() && meta.count("lgd_checkpoint") == 0)
         throw IoError(o.checkpoint + ": not an lgd training checkpoint (use --weights for exported weights)");
       if (arch.empty()) {
@@ -232,7 +233,7 @@ struct Evaluation {
         arch = it->second;
       }
       models::architecture(arch);
-      auto w = exporting::load_student_weights(arch, path, 0);
+      auto w = exporting::load_student_weights(arch, std::move(file), path, 0);
       student = w.student;
       head = w.head;
       source = path;

@@ -67,7 +67,11 @@ void write_weights(const std::string& path, const models::NamedTensors& tensors,
 
 StudentWeights load_student_weights(const std::string& arch, const std::string& path,
                                     std::optional<std::int64_t> num_classes) {
-  WeightsFile file = read_weights(path);
+  return load_student_weights(arch, read_weights(path), path, num_classes);
+}
+
+StudentWeights load_student_weights(const std::string& arch, WeightsFile file, const std::string& path,
+                                    std::optional<std::int64_t> num_classes) {
   if (auto it = file.metadata.find("arch"); it != file.metadata.end() && it->second != arch)
     throw IoError(path + ": holds weights of " + it->second + ", expected " + arch);
 

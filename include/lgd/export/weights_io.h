@@ -42,6 +42,9 @@ struct StudentWeights {
 // fill a projection head when present.
 StudentWeights load_student_weights(const std::string& arch, const std::string& path,
                                     std::optional<std::int64_t> num_classes);
+// The same from a file already read (`path` names it in errors).
+StudentWeights load_student_weights(const std::string& arch, WeightsFile file, const std::string& path,
+                                    std::optional<std::int64_t> num_classes);
 
 // The tensors to export: the student's state dict in torchvision's order, then the head's
 // keys under "head." when a head is given.
