@@ -33,6 +33,10 @@ FieldSet describe(RunConfig& c) {
         "Class-name file (one per line); empty takes the names from the dataset.");
   f.add("data.image_size", &c.data.image_size, "Training crop size in pixels.").range(16, 4096);
   f.add("data.batch_size", &c.data.batch_size, "Images per process per step.").at_least(1);
+  f.add("data.global_batch", &c.data.global_batch,
+        "Images per optimiser step over all processes; 0: data.batch_size x processes x "
+        "optim.accumulate. When set, data.batch_size is derived from it (it must divide).")
+      .at_least(0);
   f.add("data.workers", &c.data.workers, "Decode and augmentation threads; 0 uses all cores.")
       .at_least(0);
   f.add("data.augment", &c.data.augment, "Training view.")
@@ -109,6 +113,20 @@ FieldSet describe(RunConfig& c) {
   f.add("train.max_nonfinite", &c.train.max_nonfinite,
         "Stop after this many consecutive steps with a NaN or Inf loss (each is skipped).")
       .at_least(1);
+
+  f.add("dist.backend", &c.dist.backend,
+        "Collective backend of a multi-process run; auto: nccl on CUDA, gloo on CPU.")
+      .one_of({"auto", "gloo", "nccl"});
+  f.add("dist.master_addr", &c.dist.master_addr,
+        "Rendezvous host (rank 0's address); empty: $MASTER_ADDR, else under Slurm the first "
+        "node of $SLURM_JOB_NODELIST.");
+  f.add("dist.master_port", &c.dist.master_port, "Rendezvous TCP port; 0: $MASTER_PORT, else 29500.")
+      .range(0, 65535);
+  f.add("dist.timeout", &c.dist.timeout,
+        "Seconds the rendezvous or any collective may wait for the other processes before the "
+        "run stops with an error (a rank that died or hangs).")
+      .above(0);
+  f.add("dist.bucket_mb", &c.dist.bucket_mb, "Size of a gradient all-reduce bucket in MiB.").above(0);
   return f;
 }
 

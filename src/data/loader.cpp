@@ -32,7 +32,8 @@ struct Loader::State {
   std::shared_ptr<const Dataset> dataset;
   Transform transform;
   LoaderOptions options;
-  DistributedSampler sampler;
+  std::vector<DistributedSampler> samplers;  // one per virtual replica of this rank
+  std::int64_t samples_per_epoch = 0;
   int prefetch = 2;
   std::vector<std::thread> threads;
 
@@ -56,9 +57,16 @@ struct Loader::State {
   State(std::shared_ptr<const Dataset> ds, Transform t, LoaderOptions o)
       : dataset(std::move(ds)),
         transform(std::move(t)),
-        options(o),
-        sampler(SamplerOptions{dataset->size(), o.rank, o.world_size,
-                               static_cast<std::int64_t>(o.seed), o.shuffle, false}) {}
+        options(o) {
+    const std::int64_t a = o.shards_per_rank;
+    for (std::int64_t j = 0; j < a; ++j) {
+      SamplerOptions so{dataset->size(), o.rank * a + j, o.world_size * a, static_cast<std::int64_t>(o.seed),
+                        o.shuffle, false};
+      so.even = o.even_shards;
+      samplers.emplace_back(so);
+      samples_per_epoch += samplers.back().num_samples();
+    }
+  }
 
   std::int64_t batch_size_of(std::int64_t run_batch) const {
     const std::int64_t B = options.batch_size;
@@ -167,13 +175,13 @@ struct Loader::State {
       if (replaced) {
         ++batch->bad;
         ++bad;
-        const double limit = options.max_bad_fraction * static_cast<double>(sampler.num_samples());
+        const double limit = options.max_bad_fraction * static_cast<double>(samples_per_epoch);
         if (static_cast<double>(bad) > limit && !error) {
           error = std::make_exception_ptr(IoError(
               options.max_bad_fraction <= 0
                   ? "data: " + dataset->describe(index) + ": not a readable image (every sample must be readable here)"
                   : "data: " + std::to_string(bad) + " unreadable samples in epoch " + std::to_string(ep) + " of " +
-                        std::to_string(sampler.num_samples()) + ", more than data.max_bad_fraction = " +
+                        std::to_string(samples_per_epoch) + ", more than data.max_bad_fraction = " +
                         fmt::format("{}", options.max_bad_fraction) + " allows (last: " + dataset->describe(index) + ")"));
         }
       }
@@ -186,6 +194,8 @@ struct Loader::State {
 Loader::Loader(std::shared_ptr<const Dataset> dataset, Transform transform, LoaderOptions options) {
   if (!dataset || dataset->size() == 0) throw IoError("data: empty dataset");
   if (options.batch_size < 1) throw UsageError("data: batch size must be positive");
+  if (options.shards_per_rank < 1 || (options.shards_per_rank > 1 && !options.drop_last))
+    throw UsageError("data: shards_per_rank must be 1, or more with drop_last");
   int workers = options.workers;
   if (workers <= 0) workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.workers = workers;
@@ -207,10 +217,12 @@ Loader::~Loader() {
   for (auto& t : state_->threads) t.join();
 }
 
-std::int64_t Loader::samples_per_epoch() const { return state_->sampler.num_samples(); }
+std::int64_t Loader::samples_per_epoch() const { return state_->samples_per_epoch; }
 
 std::int64_t Loader::batches_per_epoch() const {
-  const std::int64_t n = samples_per_epoch(), B = state_->options.batch_size;
+  const std::int64_t B = state_->options.batch_size, a = state_->options.shards_per_rank;
+  if (a > 1) return a * (state_->samplers[0].num_samples() / B);
+  const std::int64_t n = samples_per_epoch();
   return state_->options.drop_last ? n / B : (n + B - 1) / B;
 }
 
@@ -223,8 +235,22 @@ void Loader::start_epoch(std::int64_t epoch, std::int64_t start_batch) {
   if (start_batch < 0 || start_batch > total_batches)
     throw UsageError("data: start batch " + std::to_string(start_batch) + " outside [0, " +
                      std::to_string(total_batches) + "]");
-  auto order = state_->sampler.indices(epoch, start_batch * state_->options.batch_size);
-  const std::int64_t B = state_->options.batch_size;
+  const std::int64_t B = state_->options.batch_size, a = state_->options.shards_per_rank;
+  if (start_batch % a != 0)
+    throw UsageError("data: start batch " + std::to_string(start_batch) + " is not a multiple of the " +
+                     std::to_string(a) + " shards per rank");
+  std::vector<std::int64_t> order;
+  if (a == 1) {
+    order = state_->samplers[0].indices(epoch, start_batch * B);
+  } else {
+    // Step k takes batch k of each virtual replica in turn.
+    std::vector<std::vector<std::int64_t>> shard;
+    for (const auto& s : state_->samplers) shard.push_back(s.indices(epoch, (start_batch / a) * B));
+    const std::int64_t steps = (total_batches - start_batch) / a;
+    order.reserve(static_cast<std::size_t>(steps * a * B));
+    for (std::int64_t k = 0; k < steps; ++k)
+      for (const auto& list : shard) order.insert(order.end(), list.begin() + k * B, list.begin() + (k + 1) * B);
+  }
   const std::int64_t run_batches = total_batches - start_batch;
   const std::int64_t slots = std::min<std::int64_t>(static_cast<std::int64_t>(order.size()), run_batches * B);
   {

@@ -12,12 +12,14 @@ DistributedSampler::DistributedSampler(SamplerOptions options) : options_(option
   if (world < 1 || options.rank < 0 || options.rank >= world)
     throw UsageError("sampler: rank " + std::to_string(options.rank) + " is outside [0, " +
                      std::to_string(world) + ")");
-  if (options.drop_last && n % world != 0) {
+  if (!options.even) {
+    num_samples_ = (n - options.rank + world - 1) / world;
+  } else if (options.drop_last && n % world != 0) {
     num_samples_ = (n - world + world - 1) / world;  // ceil((n - world) / world)
   } else {
     num_samples_ = (n + world - 1) / world;
   }
-  if (num_samples_ <= 0)
+  if (num_samples_ <= 0 && options.even)
     throw UsageError("sampler: " + std::to_string(n) + " samples cannot be split over " +
                      std::to_string(world) + " ranks with drop_last");
 }
@@ -39,7 +41,7 @@ std::vector<std::int64_t> DistributedSampler::indices(std::int64_t epoch,
   } else {
     for (std::int64_t i = 0; i < n; ++i) order[i] = i;
   }
-  const std::int64_t total = num_samples_ * options_.world_size;
+  const std::int64_t total = options_.even ? num_samples_ * options_.world_size : n;
   if (total > n) {  // pad by repeating from the start
     for (std::int64_t i = 0; static_cast<std::int64_t>(order.size()) < total; ++i)
       order.push_back(order[i % n]);

@@ -11,6 +11,12 @@ class SingleProcess final : public Collective {
   void all_reduce_mean(std::vector<torch::Tensor>&) override {}
   void broadcast(torch::Tensor&, int) override {}
   void barrier() override {}
+  void all_reduce(torch::Tensor&, Reduce) override {}
+  std::string broadcast_string(const std::string& value, int) override { return value; }
+  std::unique_ptr<GradientSync> gradient_sync(std::vector<torch::Tensor>, double) override {
+    return std::make_unique<GradientSync>();
+  }
+  std::string describe() const override { return "one process"; }
 };
 
 }  // namespace

@@ -20,6 +20,8 @@
 #include "lgd/core/torch_compat.h"
 #include "lgd/core/version.h"
 #include "lgd/data/pipeline.h"
+#include "lgd/dist/launch.h"
+#include "lgd/dist/process_group.h"
 #include "lgd/distill/collective.h"
 #include "lgd/distill/method.h"
 #include "lgd/distill/teacher.h"
@@ -117,7 +119,9 @@ struct detail::TrainerState {
   torch::ScalarType amp_dtype = torch::kBFloat16;  // its dtype, also the teacher's on CUDA
   int threads = 1;
 
+  dist::LaunchInfo launch;
   std::shared_ptr<distill::Collective> collective = distill::single_process_collective();
+  std::unique_ptr<distill::GradientSync> grad_sync;
   std::unique_ptr<distill::Teacher> teacher;
   text::TextBank tsb;
   torch::Tensor tsb_device;
@@ -142,16 +146,74 @@ struct detail::TrainerState {
   bool tty = false;
   bool progress_shown = false;
 
+  bool multi() const { return launch.multi(); }
+  int rank() const { return launch.rank; }
+
+  // The launcher's view of this process (before anything else reads the config's batch).
+  void setup_launch() {
+    dist::RendezvousDefaults rd;
+    rd.master_addr = cfg.dist.master_addr;
+    rd.master_port = static_cast<int>(cfg.dist.master_port);
+    try {
+      launch = dist::detect_launch(rd);
+    } catch (const ConfigError& e) {
+      // A config key in the message gets the file:line it came from.
+      const std::string what = e.what();
+      for (const char* key : {"dist.master_addr", "dist.master_port"})
+        if (what.rfind(key, 0) == 0) throw ConfigError(where(key) + ": " + what);
+      throw;
+    }
+    auto& data = loaded.config.data;
+    const std::int64_t shards = static_cast<std::int64_t>(launch.world_size) * cfg.optim.accumulate;
+    if (data.global_batch > 0) {
+      if (data.global_batch % shards != 0)
+        throw ConfigError(where("data.global_batch") + ": data.global_batch: " + std::to_string(data.global_batch) +
+                          " does not divide into " + std::to_string(launch.world_size) + " processes x optim.accumulate " +
+                          std::to_string(cfg.optim.accumulate) + " (expected a multiple of " + std::to_string(shards) + ")");
+      const std::int64_t per = data.global_batch / shards;
+      if (loaded.origins.count("data.batch_size") && data.batch_size != per)
+        throw ConfigError(where("data.batch_size") + ": data.batch_size: " + std::to_string(data.batch_size) + " x " +
+                          std::to_string(launch.world_size) + " processes x optim.accumulate " +
+                          std::to_string(cfg.optim.accumulate) + " is not data.global_batch = " +
+                          std::to_string(data.global_batch) + " (set one of the two)");
+      data.batch_size = per;
+    }
+    // Processes on one machine share its cores.
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int share = std::max(1, cores / std::max(1, launch.local_world_size));
+    if (data.workers == 0 && launch.local_world_size > 1) data.workers = share;
+    threads = cfg.run.threads > 0 ? static_cast<int>(cfg.run.threads) : share;
+  }
+
+  void setup_process_group() {
+    if (!multi()) return;
+    std::string backend = cfg.dist.backend;
+    if (backend == "auto") backend = cuda && dist::nccl_available() ? "nccl" : "gloo";
+    if (backend == "nccl" && !cuda)
+      throw ConfigError(where("dist.backend") + ": dist.backend: nccl needs CUDA, but this run is on the CPU "
+                        "(expected gloo or auto)");
+    dist::ProcessGroupOptions po;
+    po.backend = backend;
+    po.timeout_seconds = cfg.dist.timeout;
+    collective = dist::connect(launch, po);
+    spdlog::info("[dist] {}: {} processes x {} images x accumulate {} = global batch {}", collective->describe(),
+                 launch.world_size, cfg.data.batch_size, cfg.optim.accumulate,
+                 cfg.data.batch_size * launch.world_size * cfg.optim.accumulate);
+  }
+
   void setup_device() {
-    threads = cfg.run.threads > 0 ? static_cast<int>(cfg.run.threads)
-                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     torch::set_num_threads(threads);
     const bool have_cuda = compat::cuda_available();
     if (cfg.run.device == "cuda" && !have_cuda)
       throw ConfigError(where("run.device") +
                         ": run.device: cuda, but no CUDA device is visible (expected auto or cpu)");
     cuda = cfg.run.device == "cuda" || (cfg.run.device == "auto" && have_cuda);
-    device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+    if (cuda && launch.local_rank >= compat::cuda_device_count())
+      throw ConfigError("local rank " + std::to_string(launch.local_rank) + " has no GPU: " +
+                        std::to_string(compat::cuda_device_count()) + " visible on this node (expected at most one "
+                        "process per GPU)");
+    device = cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank))
+                  : torch::Device(torch::kCPU);
     if (cuda) {
       at::globalContext().setBenchmarkCuDNN(true);
       if (cfg.train.amp == "fp16") amp_dtype = torch::kHalf;
@@ -187,7 +249,26 @@ struct detail::TrainerState {
     teacher->to(device, autocast ? amp_dtype : torch::kFloat32);
   }
 
+  // Rank 0 loads or builds the TSB; the other ranks receive it, so it is built once and is
+  // identical everywhere.
   void setup_bank() {
+    if (rank() == 0) load_or_build_bank();
+    if (multi()) {
+      auto shape = torch::zeros({2}, torch::kInt64);
+      if (rank() == 0) shape = torch::tensor({tsb.weights.size(0), tsb.weights.size(1)}, torch::kInt64);
+      collective->broadcast(shape, 0);
+      if (rank() != 0) {
+        tsb.weights = torch::zeros({shape[0].item<std::int64_t>(), shape[1].item<std::int64_t>()}, torch::kFloat32);
+        tsb.teacher = teacher->manifest().name;
+      }
+      auto w = tsb.weights.to(torch::kFloat32).contiguous();
+      collective->broadcast(w, 0);
+      tsb.weights = w;
+    }
+    tsb_device = tsb.weights.to(device, torch::kFloat32);
+  }
+
+  void load_or_build_bank() {
     const auto D = teacher->manifest().embed_dim;
     if (!cfg.bank.file.empty()) {
       tsb = text::load_text_bank(cfg.bank.file);
@@ -224,7 +305,6 @@ struct detail::TrainerState {
       }
       tsb.teacher = teacher->manifest().name;
     }
-    tsb_device = tsb.weights.to(device, torch::kFloat32);
   }
 
   void setup_student() {
@@ -267,6 +347,9 @@ struct detail::TrainerState {
     for (const auto& p : head->named_parameters(true)) params.emplace_back("head." + p.key(), p.value());
     optimizer = std::make_unique<Sgd>(params, SgdOptions{cfg.optim.momentum, cfg.optim.weight_decay,
                                                          cfg.optim.nesterov});
+    std::vector<torch::Tensor> tensors;
+    for (const auto& [name, p] : params) tensors.push_back(p);
+    grad_sync = collective->gradient_sync(tensors, cfg.dist.bucket_mb);
     if (cuda && autocast && amp_dtype == torch::kHalf) scaler.emplace(device);
   }
 
@@ -275,6 +358,7 @@ struct detail::TrainerState {
     auto lo = data::loader_options(cfg, true);
     lo.rank = collective->rank();
     lo.world_size = collective->world_size();
+    lo.shards_per_rank = cfg.optim.accumulate;
     loader = std::make_unique<data::Loader>(dataset, data::Transform(data::view_options(cfg.data)), lo);
     steps_per_epoch = loader->batches_per_epoch() / cfg.optim.accumulate;
     if (steps_per_epoch < 1)
@@ -337,19 +421,66 @@ struct detail::TrainerState {
     return c;
   }
 
-  // Never writes a checkpoint holding a NaN or Inf.
+  // What a rank holds that must equal every other rank's: sum, sum of squares and a
+  // position-weighted sum (float64) of the trained parameters and of the method's state.
+  // BatchNorm statistics are per rank (as in the reference) and not compared.
+  torch::Tensor fingerprint() const {
+    auto stats = [](const std::vector<torch::Tensor>& ts) {
+      double sum = 0, sq = 0, weighted = 0;
+      for (const auto& t : ts) {
+        if (!t.defined() || !t.is_floating_point()) continue;
+        const auto x = t.detach().to(torch::kCPU, torch::kFloat64).contiguous().view({-1});
+        const auto w = torch::linspace(1.0, 2.0, x.numel(), torch::kFloat64);
+        sum += x.sum().item<double>();
+        sq += x.square().sum().item<double>();
+        weighted += (x * w).sum().item<double>();
+      }
+      return std::vector<double>{sum, sq, weighted};
+    };
+    std::vector<torch::Tensor> params, state;
+    for (const auto& p : student->parameters()) params.push_back(p);
+    for (const auto& p : head->parameters()) params.push_back(p);
+    for (const auto& [k, v] : method->state()) state.push_back(v);
+    auto a = stats(params), b = stats(state);
+    a.insert(a.end(), b.begin(), b.end());
+    return torch::tensor(a, torch::kFloat64);
+  }
+
+  // Every rank calls it at the same step. Never writes a checkpoint holding a NaN or Inf;
+  // in a multi-process run, checks first that all ranks hold the same parameters and bank.
   void save(bool periodic) {
-    if (collective->rank() != 0) return;
     Checkpoint c = make_checkpoint();
-    torch::Tensor finite = torch::ones({}, torch::kBool);
+    torch::Tensor finite_t = torch::ones({}, torch::kBool);
     for (const auto& [k, v] : c.tensors)
-      if (v.is_floating_point()) finite = finite.logical_and(torch::isfinite(v).all().cpu());
-    if (!finite.item<bool>())
+      if (v.is_floating_point()) finite_t = finite_t.logical_and(torch::isfinite(v).all().cpu());
+    bool finite = finite_t.item<bool>();
+    if (multi()) {
+      auto mine = torch::cat({torch::tensor({finite ? 1.0 : 0.0}, torch::kFloat64), fingerprint()}).unsqueeze(0);
+      const auto all = collective->all_gather_cat(mine).to(torch::kCPU);  // [world, 7]
+      std::string text;
+      for (int r = 0; r < launch.world_size; ++r) {
+        text += (r ? "; rank " : "rank ") + std::to_string(r) + ":";
+        for (std::int64_t j = 1; j < all.size(1); ++j) text += fmt::format(" {:.17g}", all[r][j].item<double>());
+        if (all[r][0].item<double>() == 0) finite = false;
+      }
+      c.meta["rank_fingerprints"] = text;
+      for (int r = 1; r < launch.world_size; ++r) {
+        if (all[r].slice(0, 1).equal(all[0].slice(0, 1))) continue;
+        const bool params_differ = !all[r].slice(0, 1, 4).equal(all[0].slice(0, 1, 4));
+        throw Error("dist: ranks diverged at step " + std::to_string(global_step) + ": rank " + std::to_string(r) +
+                    "'s " + (params_differ ? "parameters" : "method state (VSB / queue)") +
+                    " differ from rank 0's (fingerprints " + text + ")");
+      }
+    }
+    if (!finite)
       throw Error("refusing to write a checkpoint at step " + std::to_string(global_step) +
                   ": the model or the bank holds NaN or Inf (the last checkpoint in " +
                   checkpoints->dir() + " is intact)");
-    const auto path = checkpoints->save(c, global_step, periodic);
-    spdlog::debug("[train] checkpoint {}", path);
+    if (rank() == 0) {
+      const auto path = checkpoints->save(c, global_step, periodic);
+      spdlog::debug("[train] checkpoint {}", path);
+    }
+    collective->barrier();
   }
 
   void resume_from(const std::string& path) {
@@ -401,12 +532,13 @@ struct detail::TrainerState {
 
   // ---- the step ----
 
-  // Forward both models on x, the loss, and, when it is finite, backward and the method's
-  // update with the global batch's keys. False for a non-finite loss (nothing changed).
-  bool forward_backward(const torch::Tensor& x, distill::LossParts& parts, Phases* phases) {
+  // Forward both models on x, the loss, and, when it is finite, backward; `keys` gets the
+  // teacher's normalised embeddings for the method's update after the step's last
+  // micro-batch. False for a non-finite loss (nothing changed).
+  bool forward_backward(const torch::Tensor& x, distill::LossParts& parts, torch::Tensor& keys, Phases* phases) {
     auto mark = [&](double& slot) {
       if (!phases) return;
-      if (cuda) torch::cuda::synchronize();
+      if (cuda) torch::cuda::synchronize(device.index());
       const auto now = Clock::now();
       slot += std::chrono::duration<double>(now - phases->last).count();
       phases->last = now;
@@ -431,17 +563,25 @@ struct detail::TrainerState {
     if (scaler) loss = loss * scaler->scale.squeeze();
     loss.backward();
     if (phases) mark(phases->student);
-    method->update(collective->all_gather_cat(t),
-                   parts.classes.defined() ? collective->all_gather_cat(parts.classes) : torch::Tensor());
-    if (phases) mark(phases->update);
+    keys = t;
     return true;
   }
 
-  // Averages gradients over ranks, unscales (fp16), clips and steps. False when an fp16
-  // gradient overflowed (the step is skipped, as GradScaler does).
+  // The method's update (VSB / queue) with the keys of the whole global batch, in the order
+  // rank 0's micro-batches, rank 1's, ..., the same on every rank.
+  void update_method(const std::vector<torch::Tensor>& keys, const std::vector<torch::Tensor>& classes) {
+    if (keys.empty()) return;
+    const auto k = keys.size() == 1 ? keys[0] : torch::cat(keys);
+    torch::Tensor c;
+    if (classes.size() == keys.size()) c = classes.size() == 1 ? classes[0] : torch::cat(classes);
+    method->update(collective->all_gather_cat(k), c.defined() ? collective->all_gather_cat(c) : torch::Tensor());
+  }
+
+  // Unscales (fp16), clips and steps, on gradients already averaged over ranks
+  // (grad_sync->finish()). False when an fp16 gradient overflowed (the step is skipped, as
+  // GradScaler does).
   bool optimizer_step(double lr, torch::Tensor* grad_norm) {
     auto grads = optimizer->grads();
-    collective->all_reduce_mean(grads);
     if (scaler && !scaler->unscale_and_update(grads)) return false;
     if (cfg.optim.clip_grad > 0 || grad_norm) {
       auto norm = optimizer->clip_grad_norm(cfg.optim.clip_grad);
@@ -473,6 +613,7 @@ struct detail::TrainerState {
     auto lo = data::loader_options(cfg, false);
     lo.rank = collective->rank();
     lo.world_size = collective->world_size();
+    lo.even_shards = false;  // every validation image counted once over the ranks
     data::Loader vl(val, data::Transform(data::view_options(vd, "eval")), lo);
     vl.start_epoch(0);
     torch::NoGradGuard no_grad;
@@ -500,9 +641,11 @@ struct detail::TrainerState {
     }
     student->train();
     head->train();
-    const double n = static_cast<double>(std::max<std::int64_t>(seen, 1));
-    const double top1_s = 100.0 * static_cast<double>(correct_s.item<std::int64_t>()) / n;
-    if (with_teacher) teacher_val_top1 = 100.0 * static_cast<double>(correct_t.item<std::int64_t>()) / n;
+    auto counts = torch::stack({correct_s.cpu(), correct_t.cpu(), torch::tensor(seen, torch::kInt64)});
+    collective->all_reduce(counts, distill::Reduce::kSum);
+    const double n = static_cast<double>(std::max<std::int64_t>(counts[2].item<std::int64_t>(), 1));
+    const double top1_s = 100.0 * static_cast<double>(counts[0].item<std::int64_t>()) / n;
+    if (with_teacher) teacher_val_top1 = 100.0 * static_cast<double>(counts[1].item<std::int64_t>()) / n;
     return {top1_s, *teacher_val_top1};
   }
 
@@ -526,12 +669,18 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
   m.require_key("data.root", cfg.data.root, "the training set's location");
   if (!args.resume.empty() && !fs::is_regular_file(args.resume))
     throw IoError(args.resume + ": no such checkpoint (--resume)");
+  m.setup_launch();
   m.run_dir = (fs::path(cfg.run.output_dir) / cfg.run.name).string();
   fs::create_directories(fs::path(m.run_dir) / "checkpoints");
-  add_log_file((fs::path(m.run_dir) / "train.log").string());
+  if (m.rank() == 0) {
+    add_log_file((fs::path(m.run_dir) / "train.log").string());
+  } else if (spdlog::get_level() < spdlog::level::warn) {
+    spdlog::set_level(spdlog::level::warn);  // rank 0 reports; the others only warn and fail
+  }
   spdlog::info("[train] lgd {} run directory {}", version(), m.run_dir);
 
   m.setup_device();
+  m.setup_process_group();
   m.setup_teacher();
   m.setup_bank();
   m.setup_student();
@@ -543,12 +692,28 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
   if (resume.empty()) {
     if (auto last = m.checkpoints->last()) resume = *last;
   }
-  if (!resume.empty()) m.resume_from(resume);
-  write_file_atomic((fs::path(m.run_dir) / "config.yaml").string(), config::to_yaml(cfg));
-  // The TSB the run distils against: `lgd eval --protocol zero-shot` finds it next to the
-  // run's checkpoints.
-  if (m.collective->rank() == 0) text::save_text_bank((fs::path(m.run_dir) / "tsb.safetensors").string(), m.tsb);
-  m.metrics = std::make_unique<MetricsLog>(m.run_dir);
+  // Every rank resumes from the checkpoint rank 0 chose (run directories are on a shared
+  // file system in a multi-node run).
+  resume = m.collective->broadcast_string(resume, 0);
+  if (!resume.empty()) {
+    if (!fs::is_regular_file(resume))
+      throw IoError(resume + ": rank " + std::to_string(m.rank()) + " cannot read the checkpoint rank 0 resumes "
+                    "from (the run directory must be on a file system every node shares)");
+    m.resume_from(resume);
+  }
+  if (m.multi()) {
+    // Parameters and buffers start from rank 0's, as DistributedDataParallel does.
+    torch::NoGradGuard no_grad;
+    for (auto& [k, v] : models::state_dict(*m.student)) m.collective->broadcast(v, 0);
+    for (auto& [k, v] : models::state_dict(*m.head)) m.collective->broadcast(v, 0);
+  }
+  if (m.rank() == 0) {
+    write_file_atomic((fs::path(m.run_dir) / "config.yaml").string(), config::to_yaml(cfg));
+    // The TSB the run distils against: `lgd eval --protocol zero-shot` finds it next to the
+    // run's checkpoints.
+    text::save_text_bank((fs::path(m.run_dir) / "tsb.safetensors").string(), m.tsb);
+    m.metrics = std::make_unique<MetricsLog>(m.run_dir);
+  }
   m.tty = ::isatty(STDERR_FILENO) == 1;
 
   spdlog::info(
@@ -583,20 +748,28 @@ int Trainer::run() {
   auto stop = [&](int sig) {
     m.clear_progress();
     m.save(false);
-    spdlog::warn("[train] {} at step {}: checkpoint saved to {}/last.ckpt; run the same command to resume",
-                 sig == SIGINT ? "SIGINT" : "SIGTERM", m.global_step, m.checkpoints->dir());
-    m.metrics->flush();
+    if (m.rank() == 0)
+      spdlog::warn("[train] {} at step {}: checkpoint saved to {}/last.ckpt; run the same command to resume",
+                   sig == SIGINT ? "SIGINT" : "SIGTERM", m.global_step, m.checkpoints->dir());
+    if (m.metrics) m.metrics->flush();
     return 128 + sig;
   };
+  const std::int64_t accumulate = cfg.optim.accumulate;
 
   while (m.epoch < cfg.optim.epochs) {
-    m.loader->start_epoch(m.epoch, m.step_in_epoch * cfg.optim.accumulate);
+    m.loader->start_epoch(m.epoch, m.step_in_epoch * accumulate);
     while (m.step_in_epoch < m.steps_per_epoch) {
-      if (int sig = StopSignals::pending()) return stop(sig);
-      torch::manual_seed(step_seed(static_cast<std::uint64_t>(cfg.run.seed), m.global_step, m.collective->rank()));
+      // One process stops at once; several stop together at the step the flags agree on.
+      if (!m.multi())
+        if (int sig = StopSignals::pending()) return stop(sig);
       const double lr = m.schedule->lr(m.global_step);
       bool finite = true;
-      for (std::int64_t micro = 0; micro < cfg.optim.accumulate; ++micro) {
+      std::vector<torch::Tensor> keys, classes;
+      for (std::int64_t micro = 0; micro < accumulate; ++micro) {
+        // The generator (stochastic depth, dropout) follows the micro-batch's shard, so
+        // N ranks x accumulation A draw what 1 rank x N*A draws.
+        torch::manual_seed(step_seed(static_cast<std::uint64_t>(cfg.run.seed), m.global_step,
+                                     m.rank() * accumulate + micro));
         const auto wait_started = Clock::now();
         auto batch = m.loader->next();
         data_wait += seconds_since(wait_started);
@@ -604,11 +777,15 @@ int Trainer::run() {
         logged_bad += batch->bad;
         logged_images += batch->images.size(0) * m.collective->world_size();
         if (!finite) continue;
+        if (micro == accumulate - 1) m.grad_sync->arm();
         distill::LossParts parts;
-        if (!m.forward_backward(m.model_input(batch->images), parts, nullptr)) {
+        torch::Tensor t;
+        if (!m.forward_backward(m.model_input(batch->images), parts, t, nullptr)) {
           finite = false;
           continue;
         }
+        keys.push_back(t);
+        if (parts.classes.defined()) classes.push_back(parts.classes);
         const auto add = [](torch::Tensor& acc, const torch::Tensor& v) {
           if (!v.defined()) return;
           acc = acc.defined() ? acc + v.detach() : v.detach().clone();
@@ -618,7 +795,18 @@ int Trainer::run() {
         add(sum_tex, parts.loss_tex);
         ++logged_micro;
       }
+      // Gradients averaged over ranks (every rank, every step, whatever its loss was), then
+      // one small all-reduce: did any rank see a non-finite loss or a stop signal?
+      m.grad_sync->finish();
+      int stop_signal = 0;
+      if (m.multi()) {
+        auto flags = torch::tensor({finite ? 0.0 : 1.0, static_cast<double>(StopSignals::pending())}, torch::kFloat64);
+        m.collective->all_reduce(flags, distill::Reduce::kMax);
+        finite = flags[0].item<double>() == 0;
+        stop_signal = static_cast<int>(flags[1].item<double>());
+      }
       if (finite) {
+        m.update_method(keys, classes);
         torch::Tensor norm;
         m.optimizer_step(lr, &norm);
         if (norm.defined()) sum_norm = sum_norm.defined() ? sum_norm + norm : norm.clone();
@@ -647,6 +835,19 @@ int Trainer::run() {
         const double eta = per_step * static_cast<double>(m.total_steps - m.global_step);
         if (log_now) {
           const double interval = seconds_since(log_started);
+          if (m.multi()) {
+            // Losses averaged over every rank's micro-batches.
+            auto value = [](const torch::Tensor& t) { return t.defined() ? t.item<double>() : 0.0; };
+            auto sums = torch::tensor({value(sum_loss), value(sum_vis), value(sum_tex),
+                                       static_cast<double>(logged_micro), sum_vis.defined() ? 1.0 : 0.0,
+                                       sum_tex.defined() ? 1.0 : 0.0}, torch::kFloat64);
+            m.collective->all_reduce(sums, distill::Reduce::kSum);
+            auto scalar = [](double v) { return torch::tensor(v, torch::kFloat64); };
+            sum_loss = scalar(sums[0].item<double>());
+            sum_vis = sums[4].item<double>() > 0 ? scalar(sums[1].item<double>()) : torch::Tensor();
+            sum_tex = sums[5].item<double>() > 0 ? scalar(sums[2].item<double>()) : torch::Tensor();
+            logged_micro = static_cast<std::int64_t>(sums[3].item<double>());
+          }
           const double micro = static_cast<double>(std::max<std::int64_t>(logged_micro, 1));
           auto mean = [&](const torch::Tensor& t, double n) {
             return t.defined() ? t.item<double>() / n : std::nan("");
@@ -669,7 +870,7 @@ int Trainer::run() {
                     {"grad_norm", gnorm}};
           s.insert(s.end(), rest.begin(), rest.end());
           for (auto& [k, v] : m.method->metrics()) s.emplace_back(k, v.item<double>());
-          m.metrics->write("train", m.global_step, m.epoch, s);
+          if (m.metrics) m.metrics->write("train", m.global_step, m.epoch, s);
           m.clear_progress();
           spdlog::info("[train] epoch {}/{} step {}/{} loss {:.4f} lr {:.4g} {:.1f} img/s data {:.0f}% ETA {}",
                        m.epoch + 1, cfg.optim.epochs, m.global_step, m.total_steps, loss, lr, ips,
@@ -693,6 +894,7 @@ int Trainer::run() {
       if (cfg.train.checkpoint_every > 0 && m.global_step % cfg.train.checkpoint_every == 0 &&
           m.step_in_epoch < m.steps_per_epoch)
         m.save(true);
+      if (stop_signal && m.step_in_epoch < m.steps_per_epoch) return stop(stop_signal);
     }
     // Epoch end: the position moves to the next epoch before the checkpoint.
     ++m.epoch;
@@ -700,8 +902,9 @@ int Trainer::run() {
     m.save(true);
     if (cfg.train.val_every > 0 && m.epoch % cfg.train.val_every == 0) {
       const auto [student_top1, teacher_top1] = m.validate();
-      m.metrics->write("val", m.global_step, m.epoch,
-                       {{"student_top1", student_top1}, {"teacher_top1", teacher_top1}});
+      if (m.metrics)
+        m.metrics->write("val", m.global_step, m.epoch,
+                         {{"student_top1", student_top1}, {"teacher_top1", teacher_top1}});
       m.clear_progress();
       spdlog::info("[train] epoch {} validation: zero-shot top-1 student {:.2f}%, teacher {:.2f}%",
                    m.epoch, student_top1, teacher_top1);
@@ -715,7 +918,8 @@ int Trainer::run() {
     spdlog::info("[train] done: {} steps in {}; student weights in {} (torchvision keys)", m.global_step,
                  format_duration(seconds_since(started)), out);
   }
-  m.metrics->flush();
+  m.collective->barrier();
+  if (m.metrics) m.metrics->flush();
   return 0;
 }
 
@@ -723,6 +927,8 @@ BenchTrainResult bench_train(const BenchTrainOptions& options) {
   detail::TrainerState m;
   m.config_path = options.args.config;
   m.loaded = config::load_run_config(options.args.config, options.args.overrides);
+  m.threads = m.cfg.run.threads > 0 ? static_cast<int>(m.cfg.run.threads)
+                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   m.setup_device();
   m.setup_teacher();
   m.setup_bank();
@@ -740,20 +946,32 @@ BenchTrainResult bench_train(const BenchTrainOptions& options) {
   auto one_step = [&](Phases* phases) {
     if (phases) phases->last = Clock::now();
     distill::LossParts parts;
-    const bool ok = m.forward_backward(m.model_input(images), parts, phases);
-    if (ok) m.optimizer_step(schedule.lr(0), nullptr);
+    torch::Tensor keys;
+    const bool ok = m.forward_backward(m.model_input(images), parts, keys, phases);
+    m.grad_sync->finish();
+    if (ok) {
+      m.update_method({keys}, parts.classes.defined() ? std::vector<torch::Tensor>{parts.classes}
+                                                      : std::vector<torch::Tensor>{});
+      if (phases) {
+        if (m.cuda) torch::cuda::synchronize(m.device.index());
+        const auto now = Clock::now();
+        phases->update += std::chrono::duration<double>(now - phases->last).count();
+        phases->last = now;
+      }
+      m.optimizer_step(schedule.lr(0), nullptr);
+    }
     m.optimizer->zero_grad();
     if (phases) {
-      if (m.cuda) torch::cuda::synchronize();
+      if (m.cuda) torch::cuda::synchronize(m.device.index());
       phases->optimizer += seconds_since(phases->last);
     }
     return ok;
   };
   for (int i = 0; i < options.warmup; ++i) one_step(nullptr);
-  if (m.cuda) torch::cuda::synchronize();
+  if (m.cuda) torch::cuda::synchronize(m.device.index());
   const auto t0 = Clock::now();
   for (int i = 0; i < options.steps; ++i) one_step(nullptr);
-  if (m.cuda) torch::cuda::synchronize();
+  if (m.cuda) torch::cuda::synchronize(m.device.index());
   const double whole = seconds_since(t0);
   Phases phases;
   for (int i = 0; i < options.steps; ++i) one_step(&phases);

@@ -123,6 +123,70 @@ TEST(Loader, ShardsCoverEveryIndexExactlyOncePerEpoch) {
   }
 }
 
+// N ranks x accumulation A must see the batches 1 rank x N*A would, micro-batch for
+// micro-batch: (rank r, micro-batch j) reads virtual replica r*A + j.
+TEST(Loader, AccumulationShardsGiveRanksTheBatchesOfAWiderWorld) {
+  TempDir dir("loader_accumulate");
+  const auto ds = jpeg_folder(dir, 6);  // 18 samples
+  auto indices_of = [&](std::int64_t rank, std::int64_t world, std::int64_t accumulate, std::int64_t start) {
+    auto o = options(2, 2);
+    o.rank = rank;
+    o.world_size = world;
+    o.shards_per_rank = accumulate;
+    Loader loader(ds, Transform(view_defaults("eval", 16)), o);
+    std::vector<std::vector<std::int64_t>> out;
+    for (const auto& b : epoch_batches(loader, 5, start)) {
+      out.emplace_back();
+      for (std::int64_t k = 0; k < b.indices.size(0); ++k) out.back().push_back(b.indices[k].item<std::int64_t>());
+    }
+    return out;
+  };
+  // The reference: 4 plain ranks (PyTorch's DistributedSampler), 18 -> 5 per rank, 2 batches of 2.
+  std::vector<std::vector<std::vector<std::int64_t>>> wide;
+  for (std::int64_t q = 0; q < 4; ++q) wide.push_back(indices_of(q, 4, 1, 0));
+  ASSERT_EQ(wide[0].size(), 2u);
+  for (std::int64_t world : {1, 2}) {
+    const std::int64_t a = 4 / world;
+    for (std::int64_t r = 0; r < world; ++r) {
+      const auto mine = indices_of(r, world, a, 0);
+      ASSERT_EQ(static_cast<std::int64_t>(mine.size()), 2 * a) << "world " << world;
+      for (std::int64_t k = 0; k < 2; ++k)
+        for (std::int64_t j = 0; j < a; ++j)
+          EXPECT_EQ(mine[k * a + j], wide[r * a + j][k]) << "world " << world << " rank " << r << " step " << k;
+      // Resuming at step 1 (batch a) continues exactly.
+      const auto resumed = indices_of(r, world, a, a);
+      ASSERT_EQ(static_cast<std::int64_t>(resumed.size()), a);
+      for (std::int64_t j = 0; j < a; ++j) EXPECT_EQ(resumed[j], wide[r * a + j][1]);
+    }
+  }
+  auto o = options(1, 2);
+  o.shards_per_rank = 2;
+  Loader loader(ds, Transform(view_defaults("eval", 16)), o);
+  EXPECT_THROW(loader.start_epoch(0, 1), UsageError);  // not a step boundary
+}
+
+// Evaluation shards: no padding, every sample once, whatever the world size.
+TEST(Loader, UnevenShardsCountEverySampleOnce) {
+  TempDir dir("loader_uneven");
+  const auto ds = jpeg_folder(dir, 4);  // 12 samples
+  for (std::int64_t world : {5, 7}) {
+    std::multiset<std::int64_t> seen;
+    for (std::int64_t rank = 0; rank < world; ++rank) {
+      auto o = options(1, 5);
+      o.rank = rank;
+      o.world_size = world;
+      o.drop_last = false;
+      o.shuffle = false;
+      o.even_shards = false;
+      Loader loader(ds, Transform(view_defaults("eval", 16)), o);
+      for (const auto& b : epoch_batches(loader, 0))
+        for (std::int64_t k = 0; k < b.indices.size(0); ++k) seen.insert(b.indices[k].item<std::int64_t>());
+    }
+    ASSERT_EQ(seen.size(), 12u) << "world " << world;
+    for (std::int64_t i = 0; i < 12; ++i) EXPECT_EQ(seen.count(i), 1u) << "index " << i;
+  }
+}
+
 TEST(Loader, BadFilesAreReplacedCountedAndStopTheRunPastTheThreshold) {
   TempDir dir("loader_bad");
   for (int i = 0; i < 17; ++i)

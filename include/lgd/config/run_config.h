@@ -33,6 +33,7 @@ struct DataSection {
   std::string classnames;  // class-name file; empty: from the dataset
   std::int64_t image_size = 224;
   std::int64_t batch_size = 256;   // per process
+  std::int64_t global_batch = 0;   // > 0: batch_size x world size x optim.accumulate must equal it
   std::int64_t workers = 0;        // decode threads; 0: all cores
   std::string augment = "mocov2";  // mocov2 | linear | eval | none
   double max_bad_fraction = 0.01;
@@ -91,6 +92,14 @@ struct TrainSection {
   std::int64_t max_nonfinite = 5;  // consecutive non-finite losses that stop the run
 };
 
+struct DistSection {
+  std::string backend = "auto";  // auto (nccl on CUDA, gloo on CPU) | gloo | nccl
+  std::string master_addr;       // empty: MASTER_ADDR, else (Slurm) the job's first node
+  std::int64_t master_port = 0;  // 0: MASTER_PORT, else 29500
+  double timeout = 600;          // seconds a collective or the rendezvous may wait
+  double bucket_mb = 25;         // gradient all-reduce bucket size
+};
+
 struct RunConfig {
   RunSection run;
   StudentSection student;
@@ -100,6 +109,7 @@ struct RunConfig {
   MethodSection method;
   OptimSection optim;
   TrainSection train;
+  DistSection dist;
 };
 
 // The declarations of every key, bound to the members of `cfg`.

@@ -29,6 +29,12 @@ struct LoaderOptions {
   bool drop_last = true;  // drop an epoch's last incomplete batch
   std::int64_t rank = 0;
   std::int64_t world_size = 1;
+  // Gradient accumulation: each rank's batches come from shards_per_rank virtual replicas
+  // (rank r, micro-batch j reads replica r x shards_per_rank + j of world_size x
+  // shards_per_rank), so N ranks x accumulation A see the same batches as 1 rank x N*A.
+  std::int64_t shards_per_rank = 1;
+  // Evaluation (drop_last false): shard without padding, each sample seen once over ranks.
+  bool even_shards = true;
   int prefetch_batches = 0;  // batches decoded ahead; 0: max(2, workers / 4 + 2)
   bool pin_memory = false;   // honoured when CUDA is available
   double max_bad_fraction = 0.01;
@@ -52,6 +58,7 @@ class Loader {
 
   std::int64_t batches_per_epoch() const;
   std::int64_t samples_per_epoch() const;  // this rank's share (DistributedSampler padding)
+  // start_epoch's start_batch must be a multiple of shards_per_rank (a whole step).
   int workers() const;
   const Dataset& dataset() const;
 

@@ -15,6 +15,9 @@ struct SamplerOptions {
   std::int64_t seed = 0;
   bool shuffle = true;
   bool drop_last = false;  // drop the tail that does not divide by world_size (else pad)
+  // false: no padding and no dropping; rank r takes every world-th index from r, so ranks
+  // may get counts differing by one (evaluation: each sample counted exactly once).
+  bool even = true;
 };
 
 class DistributedSampler {
@@ -22,7 +25,7 @@ class DistributedSampler {
   // UsageError for an empty dataset or a rank outside [0, world_size).
   explicit DistributedSampler(SamplerOptions options);
 
-  // Samples of one rank per epoch (equal on every rank).
+  // Samples of this rank per epoch (equal on every rank unless even is false).
   std::int64_t num_samples() const { return num_samples_; }
 
   // This rank's indices for `epoch`, from position `start` on (0 <= start <= num_samples()).
