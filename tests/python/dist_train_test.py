@@ -225,6 +225,35 @@ dist: {{timeout: 30}}
           alive and rc0 not in (None, 0) and waited < 30 and len(last) == 1 and "dist: rank 0 of 2" in last[0]
           and "failed" in last[0], f"rc {rc0} after {waited:.1f} s: {last or err0[-1500:]}")
 
+    # 3b. One rank hangs (SIGSTOP): the other stops after dist.timeout with a clear error.
+    port = free_port()
+    procs = []
+    for r in range(2):
+        env = clean_env(RANK=r, WORLD_SIZE=2, LOCAL_RANK=r, LOCAL_WORLD_SIZE=2, MASTER_ADDR="127.0.0.1",
+                        MASTER_PORT=port)
+        logs[r].seek(0)
+        logs[r].truncate()
+        procs.append(subprocess.Popen([str(c) for c in [LGD, "train", "--config", config, "--set", "run.name=hung",
+                                                        "--set", "optim.epochs=50", "--set", "dist.timeout=5"]],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=logs[r]))
+    alive = wait_for_step(procs, runs / "hung", 2)
+    procs[1].send_signal(signal.SIGSTOP)
+    t_stop = time.time()
+    try:
+        rc0 = procs[0].wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        procs[0].kill()
+        rc0 = None
+    waited = time.time() - t_stop
+    procs[1].kill()
+    procs[1].wait()
+    logs[0].seek(0)
+    err0 = logs[0].read()
+    last = [l for l in err0.splitlines() if l.startswith("lgd: error:")]
+    check("a hung rank 1 (SIGSTOP) makes rank 0 exit non-zero after dist.timeout = 5 s",
+          alive and rc0 not in (None, 0) and 4 <= waited < 60 and len(last) == 1 and "dist: rank 0 of 2" in last[0],
+          f"rc {rc0} after {waited:.1f} s: {last or err0[-1500:]}")
+
     # 4. Bad rendezvous settings fail fast with one line.
     base = dict(WORLD_SIZE=2, LOCAL_WORLD_SIZE=2, MASTER_ADDR="127.0.0.1")
     bad = [LGD, "train", "--config", config, "--set", "run.name=bad", "--set", "dist.timeout=3"]
