@@ -110,6 +110,11 @@ FieldSet describe(RunConfig& c) {
   f.add("train.val_every", &c.train.val_every,
         "Zero-shot validation of student and teacher every N epochs; 0 disables.")
       .at_least(0);
+  f.add("train.max_steps", &c.train.max_steps,
+        "Stop after this many optimiser steps in all (a quick look or a smoke test); 0 trains every "
+        "epoch. The learning-rate schedule still spans optim.epochs; running again with a larger "
+        "value continues.")
+      .at_least(0);
   f.add("train.max_nonfinite", &c.train.max_nonfinite,
         "Stop after this many consecutive steps with a NaN or Inf loss (each is skipped).")
       .at_least(1);

@@ -367,6 +367,7 @@ struct detail::TrainerState {
                         " is more than this process's " + std::to_string(loader->samples_per_epoch()) +
                         " images of " + cfg.data.root + " (expected at least one full step per epoch)");
     total_steps = steps_per_epoch * cfg.optim.epochs;
+    if (cfg.train.max_steps > 0) total_steps = std::min(total_steps, cfg.train.max_steps);
     global_batch = cfg.data.batch_size * cfg.optim.accumulate * collective->world_size();
     ScheduleOptions so;
     so.base_lr = cfg.optim.lr;
@@ -756,9 +757,9 @@ int Trainer::run() {
   };
   const std::int64_t accumulate = cfg.optim.accumulate;
 
-  while (m.epoch < cfg.optim.epochs) {
+  while (m.epoch < cfg.optim.epochs && m.global_step < m.total_steps) {
     m.loader->start_epoch(m.epoch, m.step_in_epoch * accumulate);
-    while (m.step_in_epoch < m.steps_per_epoch) {
+    while (m.step_in_epoch < m.steps_per_epoch && m.global_step < m.total_steps) {
       // One process stops at once; several stop together at the step the flags agree on.
       if (!m.multi())
         if (int sig = StopSignals::pending()) return stop(sig);
@@ -895,6 +896,10 @@ int Trainer::run() {
           m.step_in_epoch < m.steps_per_epoch)
         m.save(true);
       if (stop_signal && m.step_in_epoch < m.steps_per_epoch) return stop(stop_signal);
+    }
+    if (m.step_in_epoch < m.steps_per_epoch) {  // train.max_steps reached inside an epoch
+      m.save(false);
+      break;
     }
     // Epoch end: the position moves to the next epoch before the checkpoint.
     ++m.epoch;

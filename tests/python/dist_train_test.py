@@ -197,6 +197,24 @@ dist: {{timeout: 30}}
     check("2 ranks stopped and resumed = 2 ranks uninterrupted (bit-identical)", same,
           "" if same else f"max |diff| {max_diff(b, c, list(b)):.2e}")
 
+    # 2b. SIGKILL of every process mid-run (no checkpoint at the stop), then the same command.
+    proc = subprocess.Popen([str(c) for c in [LGD, "train", "--nproc", "2", "--config", config, "--set",
+                                              "run.name=killed"]],
+                            env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    started = wait_for_step([proc], runs / "killed", 5)
+    workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    proc.kill()
+    proc.communicate(timeout=60)
+    killed_at = max((r["step"] for r in train_records(runs / "killed") if r["kind"] == "train"), default=0)
+    again, _ = run([LGD, "train", "--nproc", "2", "--config", config, "--set", "run.name=killed"])
+    k, _ = read_safetensors(runs / "killed" / "checkpoints" / "last.ckpt")
+    same = again.returncode == 0 and sorted(k) == sorted(b) and all(np.array_equal(k[x], b[x]) for x in b)
+    check("2 ranks SIGKILLed and restarted = 2 ranks uninterrupted (bit-identical)",
+          started and len(workers) == 2 and 5 <= killed_at < steps and same,
+          f"killed at step {killed_at}, workers {workers}, rc {again.returncode} {again.stderr[-800:]}")
+
     # 3. One rank dies: the other stops with a clear error, well within dist.timeout.
     port = free_port()
     logs = []
@@ -278,6 +296,17 @@ dist: {{timeout: 30}}
     check("a global batch that does not divide over 2 ranks is a config error",
           done.returncode == 2 and "data.global_batch: 15 does not divide into 2 processes" in done.stderr,
           f"rc {done.returncode}: {done.stderr[-800:]}")
+
+    # 5. train.max_steps stops mid-epoch with a checkpoint; a larger value continues from it.
+    short = [LGD, "train", "--config", config, "--set", "run.name=short", "--set", "train.val_every=0"]
+    first, _ = run(short + ["--set", "train.max_steps=3"])
+    second, _ = run(short + ["--set", "train.max_steps=6"])
+    recs = [r["step"] for r in train_records(runs / "short") if r["kind"] == "train"]
+    _, meta = read_safetensors(runs / "short" / "checkpoints" / "last.ckpt")
+    check("train.max_steps 3 then 6: steps 1-3, then 4-6, checkpoint at step 6, student.pth written",
+          first.returncode == 0 and second.returncode == 0 and recs == [1, 2, 3, 4, 5, 6]
+          and meta.get("global_step") == "6" and (runs / "short" / "student.pth").is_file(),
+          f"rc {first.returncode}/{second.returncode}, steps {recs}, meta step {meta.get('global_step')}")
 
 print("FAILED: " + ", ".join(failures) if failures else "all checks passed")
 sys.exit(1 if failures else 0)
