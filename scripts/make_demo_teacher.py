@@ -17,7 +17,7 @@ The teacher's zero-shot accuracy (TSB from the templates) and linear-probe accur
 settings that made it are unchanged (stamp file demo_teacher.json, which also holds the
 teacher's measured zero-shot and linear-probe accuracy on the 10,000 test images).
 
-    python3 scripts/make_demo_teacher.py [-o teachers/demo_fmnist] [--epochs 4] [--threads 2]
+    python3 scripts/make_demo_teacher.py [-o teachers/demo_fmnist] [--epochs 2] [--threads 2] [--limit N]
 """
 import argparse
 import gzip
@@ -175,7 +175,7 @@ def main(argv=None):
     p.add_argument("-o", "--output", default=str(ROOT / "teachers/demo_fmnist"), help="bundle directory")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST IDX folder")
     p.add_argument("--classnames", default=str(ROOT / "configs/classnames/fashion_mnist.txt"))
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--embed-dim", type=int, default=256)

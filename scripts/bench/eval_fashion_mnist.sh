@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lgd eval on Fashion-MNIST (Debian's dataset-fashion-mnist) for a random-init MobileNetV2
-# and a MobileNetV2 distilled for 2 epochs with lgd train from the demo teacher
-# (configs/demo/fashion_mnist_lgd.yaml; teacher made by scripts/make_demo_teacher.py).
+# and a MobileNetV2 distilled for 2 epochs with lgd train from the demo teacher trained for
+# 3 epochs (configs/demo/fashion_mnist_lgd.yaml; teacher made by scripts/make_demo_teacher.py).
 # Results land in eval-fmnist/<name>/results.json; docs/PERFORMANCE.md quotes them.
 #   scripts/bench/eval_fashion_mnist.sh [quick|subset|full]
 #     quick   linear-fast, knn (and zero-shot for the student) on all 60,000 labels
@@ -14,8 +14,9 @@ LGD=build/src/cli/lgd
 DATA=(--format idx --data /usr/share/datasets/fashion-mnist --image-size 32 --threads 2)
 CKPT=runs/demo_lgd/checkpoints/last.ckpt
 if [ ! -f runs/demo_lgd/student.pth ]; then
-  /usr/bin/python3 scripts/make_demo_teacher.py --threads 2
-  "$LGD" train --config configs/demo/fashion_mnist_lgd.yaml --set run.threads=2
+  /usr/bin/python3 scripts/make_demo_teacher.py -o teachers/demo_fmnist_e3 --epochs 3 --threads 2
+  "$LGD" train --config configs/demo/fashion_mnist_lgd.yaml --set run.threads=2 --set optim.epochs=2 \
+    --set teacher.bundle=teachers/demo_fmnist_e3
 fi
 RANDOM_INIT=(--init random --arch mobilenet_v2 --seed 0 "${DATA[@]}")
 STUDENT=(--checkpoint "$CKPT" --threads 2)
