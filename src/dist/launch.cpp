@@ -90,38 +90,36 @@ LaunchInfo detect_launch(const RendezvousDefaults& defaults, const GetEnv& geten
     const auto v = read(getenv, name);
     return v ? parse_int(*v, name) : fallback;
   };
+  // Each launcher's variables, in the order they are looked for (torchrun's first: they are
+  // what `lgd train --nproc` sets, also under Slurm or MPI).
+  struct Variables {
+    const char *launcher, *rank, *size, *local_rank, *local_size;
+  };
+  static const Variables kLaunchers[] = {
+      {"torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"},
+      {"mpirun", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
+       "OMPI_COMM_WORLD_LOCAL_SIZE"},
+      {"slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", nullptr}};
   const char* rank_var = nullptr;
   const char* size_var = nullptr;
-  if (read(getenv, "RANK") && read(getenv, "WORLD_SIZE")) {
-    info.launcher = "torchrun";
-    rank_var = "RANK";
-    size_var = "WORLD_SIZE";
-    info.rank = num("RANK", 0);
-    info.world_size = num("WORLD_SIZE", 1);
-    info.local_rank = num("LOCAL_RANK", info.rank);
-    info.local_world_size = num("LOCAL_WORLD_SIZE", info.world_size);
-  } else if (read(getenv, "OMPI_COMM_WORLD_RANK") && read(getenv, "OMPI_COMM_WORLD_SIZE")) {
-    info.launcher = "mpirun";
-    rank_var = "OMPI_COMM_WORLD_RANK";
-    size_var = "OMPI_COMM_WORLD_SIZE";
-    info.rank = num("OMPI_COMM_WORLD_RANK", 0);
-    info.world_size = num("OMPI_COMM_WORLD_SIZE", 1);
-    info.local_rank = num("OMPI_COMM_WORLD_LOCAL_RANK", info.rank);
-    info.local_world_size = num("OMPI_COMM_WORLD_LOCAL_SIZE", info.world_size);
-  } else if (read(getenv, "SLURM_PROCID") && read(getenv, "SLURM_NTASKS")) {
-    info.launcher = "slurm";
-    rank_var = "SLURM_PROCID";
-    size_var = "SLURM_NTASKS";
-    info.rank = num("SLURM_PROCID", 0);
-    info.world_size = num("SLURM_NTASKS", 1);
-    info.local_rank = num("SLURM_LOCALID", 0);
-    if (auto v = read(getenv, "SLURM_NTASKS_PER_NODE")) {
-      info.local_world_size = leading_count(*v, "SLURM_NTASKS_PER_NODE");
+  for (const auto& v : kLaunchers) {
+    if (!read(getenv, v.rank) || !read(getenv, v.size)) continue;
+    info.launcher = v.launcher;
+    rank_var = v.rank;
+    size_var = v.size;
+    info.rank = num(v.rank, 0);
+    info.world_size = num(v.size, 1);
+    info.local_rank = num(v.local_rank, info.launcher == "slurm" ? 0 : info.rank);
+    if (v.local_size) {
+      info.local_world_size = num(v.local_size, info.world_size);
+    } else if (auto n = read(getenv, "SLURM_NTASKS_PER_NODE")) {
+      info.local_world_size = leading_count(*n, "SLURM_NTASKS_PER_NODE");
     } else if (auto t = read(getenv, "SLURM_TASKS_PER_NODE")) {
       info.local_world_size = leading_count(*t, "SLURM_TASKS_PER_NODE");
     } else {
       info.local_world_size = 1;
     }
+    break;
   }
   if (info.launcher.empty() || info.world_size == 1) {
     LaunchInfo single;

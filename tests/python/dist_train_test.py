@@ -25,18 +25,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import sentencepiece as spm
 import torch
-from PIL import Image
 
 from safetensors_io import read_safetensors
-from tiny_teacher import TinyClip
+from tiny_teacher import make_tiny_bundle, write_images
 
 LGD, SOURCE = sys.argv[1], Path(sys.argv[2])
-sys.path.insert(0, str(SOURCE / "scripts"))
-from export_clip import export_bundle  # noqa: E402
 
-CLASSES = ["red square", "green circle", "blue stripes", "yellow noise"]
 S, D, L = 32, 24, 48
 PER_CLASS, BATCH = 16, 8  # 64 images; 2 x 8 = 16 per step: 4 steps per epoch
 failures = []
@@ -46,25 +41,6 @@ def check(name, ok, detail=""):
     print(f"{'ok  ' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
     if not ok:
         failures.append(name)
-
-
-def write_images(root):
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:40, 0:48]
-    for c, name in enumerate(CLASSES):
-        folder = root / name.replace(" ", "_")
-        folder.mkdir(parents=True)
-        for i in range(PER_CLASS):
-            img = rng.integers(0, 60, (40, 48, 3)).astype(np.int32)
-            if c == 0:
-                img[8:30, 10:36, 0] += 180
-            elif c == 1:
-                img[((yy - 20) ** 2 + (xx - 24) ** 2) < 150, 1] += 180
-            elif c == 2:
-                img[:, (xx[0] // 4) % 2 == 0, 2] += 180
-            else:
-                img[..., :2] += rng.integers(100, 190, (40, 48, 1))
-            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
 
 
 def free_port():
@@ -112,19 +88,9 @@ def max_diff(a, b, keys):
 
 with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)
-    write_images(tmp / "images")
-    captions = [f"a photo of a {n}." for n in CLASSES] * 4 + [f"the {n}" for n in CLASSES] * 4
-    (tmp / "captions.txt").write_text("\n".join(captions) + "\n")
-    spm.SentencePieceTrainer.train(input=str(tmp / "captions.txt"), model_prefix=str(tmp / "sp"),
-                                   vocab_size=28, model_type="unigram", pad_id=0, unk_id=1, bos_id=2,
-                                   eos_id=3, minloglevel=2)
-    torch.manual_seed(0)
+    write_images(tmp / "images", PER_CLASS)
     bundle = tmp / "teacher"
-    export_bundle(TinyClip(28, D), bundle, name="tiny", image_size=S, mean=(0.5, 0.45, 0.4),
-                  std=(0.25, 0.25, 0.25), context_length=L,
-                  token_example=torch.tensor([[2, 5, 6, 3] + [0] * (L - 4)]),
-                  tokenizer={"type": "sentencepiece", "file": tmp / "sp.model", "bos_id": 2, "eos_id": 3,
-                             "pad_id": 0, "lower_case": True})
+    make_tiny_bundle(tmp, bundle, image_size=S, dim=D, context=L)
     runs = tmp / "runs"
     config = tmp / "dist.yaml"
     config.write_text(f"""
@@ -158,7 +124,6 @@ dist: {{timeout: 30}}
     params += [k for k in a if k.startswith("head.")]
     momentum = [k for k in a if k.startswith("optim.")]
     bank = [k for k in a if k.startswith("method.")]
-    initial = {k: v for k, v in a.items()}
     check("checkpoints hold parameters, momentum and the VSB", len(params) > 60 and momentum and bank,
           f"{len(params)} parameters, {len(momentum)} momentum, {bank}")
     for name, keys in (("parameters", params), ("momentum buffers", momentum), ("VSB", bank)):
@@ -215,59 +180,39 @@ dist: {{timeout: 30}}
           started and len(workers) == 2 and 5 <= killed_at < steps and same,
           f"killed at step {killed_at}, workers {workers}, rc {again.returncode} {again.stderr[-800:]}")
 
-    # 3. One rank dies: the other stops with a clear error, well within dist.timeout.
-    port = free_port()
-    logs = []
-    procs = []
-    for r in range(2):
-        env = clean_env(RANK=r, WORLD_SIZE=2, LOCAL_RANK=r, LOCAL_WORLD_SIZE=2, MASTER_ADDR="127.0.0.1",
-                        MASTER_PORT=port)
-        logs.append(open(tmp / f"rank{r}.err", "w+"))
-        procs.append(subprocess.Popen([str(c) for c in [LGD, "train", "--config", config, "--set", "run.name=dead",
-                                                        "--set", "optim.epochs=50"]],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=logs[r]))
-    alive = wait_for_step(procs, runs / "dead", 2)
-    procs[1].kill()
-    t_kill = time.time()
-    try:
-        rc0 = procs[0].wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        procs[0].kill()
-        rc0 = None
-    waited = time.time() - t_kill
-    procs[1].wait()
-    logs[0].seek(0)
-    err0 = logs[0].read()
-    last = [l for l in err0.splitlines() if l.startswith("lgd: error:")]
+    # 3. One rank dies (SIGKILL) or hangs (SIGSTOP): the other stops with one clear line,
+    #    at once for a dead peer, after dist.timeout for a silent one.
+    def two_ranks_then(name, action, timeout):
+        port = free_port()
+        procs, logs = [], []
+        for r in range(2):
+            env = clean_env(RANK=r, WORLD_SIZE=2, LOCAL_RANK=r, LOCAL_WORLD_SIZE=2, MASTER_ADDR="127.0.0.1",
+                            MASTER_PORT=port)
+            logs.append(open(tmp / f"{name}{r}.err", "w+"))
+            procs.append(subprocess.Popen([str(c) for c in [LGD, "train", "--config", config, "--set", f"run.name={name}",
+                                                            "--set", "optim.epochs=50", "--set", f"dist.timeout={timeout}"]],
+                                          env=env, stdout=subprocess.DEVNULL, stderr=logs[r]))
+        alive = wait_for_step(procs, runs / name, 2)
+        action(procs[1])
+        t_event = time.time()
+        try:
+            rc0 = procs[0].wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            procs[0].kill()
+            rc0 = None
+        waited = time.time() - t_event
+        procs[1].kill()
+        procs[1].wait()
+        logs[0].seek(0)
+        err0 = logs[0].read()
+        last = [l for l in err0.splitlines() if l.startswith("lgd: error:")]
+        return alive, rc0, waited, last, err0
+
+    alive, rc0, waited, last, err0 = two_ranks_then("dead", lambda p: p.kill(), 30)
     check("killing rank 1 makes rank 0 exit non-zero with one line naming the collective",
           alive and rc0 not in (None, 0) and waited < 30 and len(last) == 1 and "dist: rank 0 of 2" in last[0]
           and "failed" in last[0], f"rc {rc0} after {waited:.1f} s: {last or err0[-1500:]}")
-
-    # 3b. One rank hangs (SIGSTOP): the other stops after dist.timeout with a clear error.
-    port = free_port()
-    procs = []
-    for r in range(2):
-        env = clean_env(RANK=r, WORLD_SIZE=2, LOCAL_RANK=r, LOCAL_WORLD_SIZE=2, MASTER_ADDR="127.0.0.1",
-                        MASTER_PORT=port)
-        logs[r].seek(0)
-        logs[r].truncate()
-        procs.append(subprocess.Popen([str(c) for c in [LGD, "train", "--config", config, "--set", "run.name=hung",
-                                                        "--set", "optim.epochs=50", "--set", "dist.timeout=5"]],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=logs[r]))
-    alive = wait_for_step(procs, runs / "hung", 2)
-    procs[1].send_signal(signal.SIGSTOP)
-    t_stop = time.time()
-    try:
-        rc0 = procs[0].wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        procs[0].kill()
-        rc0 = None
-    waited = time.time() - t_stop
-    procs[1].kill()
-    procs[1].wait()
-    logs[0].seek(0)
-    err0 = logs[0].read()
-    last = [l for l in err0.splitlines() if l.startswith("lgd: error:")]
+    alive, rc0, waited, last, err0 = two_ranks_then("hung", lambda p: p.send_signal(signal.SIGSTOP), 5)
     check("a hung rank 1 (SIGSTOP) makes rank 0 exit non-zero after dist.timeout = 5 s",
           alive and rc0 not in (None, 0) and 4 <= waited < 60 and len(last) == 1 and "dist: rank 0 of 2" in last[0],
           f"rc {rc0} after {waited:.1f} s: {last or err0[-1500:]}")

@@ -28,21 +28,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import sentencepiece as spm
 import torch
 import torch.nn.functional as F
 import torchvision
-from PIL import Image
 
 from safetensors_io import read_safetensors
-from tiny_teacher import TinyClip
+from tiny_teacher import make_tiny_bundle, write_images
 from tb_events import read_records, scalars as tb_scalars
 
 LGD, TRAIN_RUN, SOURCE = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-sys.path.insert(0, str(SOURCE / "scripts"))
-from export_clip import export_bundle  # noqa: E402
 
-CLASSES = ["red square", "green circle", "blue stripes", "yellow noise"]
 S, D, L = 32, 24, 48
 PER_CLASS, BATCH, EPOCHS = 16, 16, 5  # 4 steps per epoch, 20 steps
 failures = []
@@ -61,26 +56,6 @@ class ImageTower(torch.nn.Module):
 
     def forward(self, x):
         return self.proj(F.relu(self.bn(self.conv(x))).mean((2, 3)))
-
-
-def write_images(root):
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:40, 0:48]
-    for c, name in enumerate(CLASSES):
-        folder = root / name.replace(" ", "_")
-        folder.mkdir(parents=True)
-        for i in range(PER_CLASS):
-            img = rng.integers(0, 60, (40, 48, 3)).astype(np.int32)
-            if c == 0:
-                img[8:30, 10:36, 0] += 180
-            elif c == 1:
-                img[((yy - 20) ** 2 + (xx - 24) ** 2) < 150, 1] += 180
-            elif c == 2:
-                img[:, (xx[0] // 4) % 2 == 0, 2] += 180
-            else:
-                img[..., :2] += rng.integers(100, 190, (40, 48, 1))
-            im = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
-            im.save(folder / (f"{i:03d}.png" if i % 2 else f"{i:03d}.jpg"))
 
 
 def run(*args, check_rc=True, **kw):
@@ -117,25 +92,16 @@ def wait_for_step(proc, run_dir, step, timeout=300):
 
 with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)
-    write_images(tmp / "images")
+    write_images(tmp / "images", PER_CLASS)
 
-    # The teacher bundle.
-    captions = [f"a photo of a {n}." for n in CLASSES] * 4 + [f"the {n}" for n in CLASSES] * 4
-    (tmp / "captions.txt").write_text("\n".join(captions) + "\n")
-    spm.SentencePieceTrainer.train(input=str(tmp / "captions.txt"), model_prefix=str(tmp / "sp"),
-                                   vocab_size=28, model_type="unigram", pad_id=0, unk_id=1, bos_id=2,
-                                   eos_id=3, minloglevel=2)
-    torch.manual_seed(0)
-    model = TinyClip(28, D)
-    with torch.no_grad():
-        model.bn.running_mean.uniform_(-0.3, 0.3)
-        model.bn.running_var.uniform_(0.5, 1.5)
-    example = torch.tensor([[2, 5, 6, 3] + [0] * (L - 4)])
+    # The teacher bundle, with BatchNorm statistics that a forgotten eval() would move.
+    def perturb_statistics(model):
+        with torch.no_grad():
+            model.bn.running_mean.uniform_(-0.3, 0.3)
+            model.bn.running_var.uniform_(0.5, 1.5)
+
     bundle = tmp / "teacher"
-    export_bundle(model, bundle, name="tiny", image_size=S, mean=(0.5, 0.45, 0.4), std=(0.25, 0.25, 0.25),
-                  context_length=L, token_example=example,
-                  tokenizer={"type": "sentencepiece", "file": tmp / "sp.model", "bos_id": 2, "eos_id": 3,
-                             "pad_id": 0, "lower_case": True})
+    model = make_tiny_bundle(tmp, bundle, image_size=S, dim=D, context=L, prepare=perturb_statistics)
     tower = torch.jit.script(ImageTower(model).train())  # train mode on purpose
     torch.jit.save(tower, str(bundle / "image_encoder.pt"))
 
