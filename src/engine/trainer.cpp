@@ -1,5 +1,7 @@
 #include "lgd/engine/trainer.h"
 
+#include "trainer_state.h"
+
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -36,7 +38,6 @@
 
 namespace lgd::engine {
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -85,580 +86,118 @@ class StopSignals {
   struct sigaction old_int_ {}, old_term_ {};
 };
 
-// fp16 dynamic loss scaling, as torch.cuda.amp.GradScaler (init 2^16, growth 2 every 2000
-// good steps, backoff 0.5).
-struct LossScaler {
-  torch::Tensor scale, growth;
-  explicit LossScaler(const torch::Device& device)
-      : scale(torch::full({1}, 65536.0, torch::TensorOptions().dtype(torch::kFloat32).device(device))),
-        growth(torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt32).device(device))) {}
-  // Unscales the gradients in place; false (and a smaller scale) when one is not finite.
-  bool unscale_and_update(std::vector<torch::Tensor> grads) {
-    auto found_inf = torch::zeros({1}, scale.options());
-    at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf, scale.reciprocal());
-    const bool overflow = found_inf.item<float>() > 0;
-    at::_amp_update_scale_(scale, growth, found_inf, 2.0, 0.5, 2000);
-    return !overflow;
-  }
-};
-
-struct Phases {
-  Clock::time_point last;
-  double teacher = 0, student = 0, update = 0, optimizer = 0;
-};
-
 }  // namespace
 
-struct detail::TrainerState {
-  config::LoadedConfig loaded;
-  const config::RunConfig& cfg = loaded.config;
-  std::string config_path, run_dir;
-  torch::Device device = torch::kCPU;
-  bool cuda = false;
-  bool autocast = false;                          // CUDA autocast on (train.amp != off)
-  torch::ScalarType amp_dtype = torch::kBFloat16;  // its dtype, also the teacher's on CUDA
-  int threads = 1;
+namespace detail {
 
-  dist::LaunchInfo launch;
-  std::shared_ptr<distill::Collective> collective = distill::single_process_collective();
-  std::unique_ptr<distill::GradientSync> grad_sync;
-  std::unique_ptr<distill::Teacher> teacher;
-  text::TextBank tsb;
-  torch::Tensor tsb_device;
-  std::shared_ptr<models::Student> student;
-  torch::nn::Sequential head{nullptr};
-  std::unique_ptr<distill::Method> method;
-  std::unique_ptr<Sgd> optimizer;
-  std::optional<LossScaler> scaler;
-
-  std::shared_ptr<const data::Dataset> dataset;
-  std::unique_ptr<data::Loader> loader;
-  std::unique_ptr<CosineSchedule> schedule;
-  std::int64_t steps_per_epoch = 0, total_steps = 0, global_batch = 0;
-
-  // Position: `epoch` (0-based) and the optimiser steps done in it; global_step counts all.
-  std::int64_t epoch = 0, step_in_epoch = 0, global_step = 0;
-  std::int64_t nonfinite_total = 0, nonfinite_run = 0;
-  std::optional<double> teacher_val_top1;
-
-  std::unique_ptr<CheckpointDir> checkpoints;
-  std::unique_ptr<MetricsLog> metrics;
-  bool tty = false;
-  bool progress_shown = false;
-
-  bool multi() const { return launch.multi(); }
-  int rank() const { return launch.rank; }
-
-  // The launcher's view of this process (before anything else reads the config's batch).
-  void setup_launch() {
-    dist::RendezvousDefaults rd;
-    rd.master_addr = cfg.dist.master_addr;
-    rd.master_port = static_cast<int>(cfg.dist.master_port);
-    try {
-      launch = dist::detect_launch(rd);
-    } catch (const ConfigError& e) {
-      // A config key in the message gets the file:line it came from.
-      const std::string what = e.what();
-      for (const char* key : {"dist.master_addr", "dist.master_port"})
-        if (what.rfind(key, 0) == 0) throw ConfigError(where(key) + ": " + what);
-      throw;
-    }
-    auto& data = loaded.config.data;
-    const std::int64_t shards = static_cast<std::int64_t>(launch.world_size) * cfg.optim.accumulate;
-    if (data.global_batch > 0) {
-      if (data.global_batch % shards != 0)
-        throw ConfigError(where("data.global_batch") + ": data.global_batch: " + std::to_string(data.global_batch) +
-                          " does not divide into " + std::to_string(launch.world_size) + " processes x optim.accumulate " +
-                          std::to_string(cfg.optim.accumulate) + " (expected a multiple of " + std::to_string(shards) + ")");
-      const std::int64_t per = data.global_batch / shards;
-      if (loaded.origins.count("data.batch_size") && data.batch_size != per)
-        throw ConfigError(where("data.batch_size") + ": data.batch_size: " + std::to_string(data.batch_size) + " x " +
-                          std::to_string(launch.world_size) + " processes x optim.accumulate " +
-                          std::to_string(cfg.optim.accumulate) + " is not data.global_batch = " +
-                          std::to_string(data.global_batch) + " (set one of the two)");
-      data.batch_size = per;
-    }
-    // Processes on one machine share its cores.
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    const int share = std::max(1, cores / std::max(1, launch.local_world_size));
-    if (data.workers == 0 && launch.local_world_size > 1) data.workers = share;
-    threads = cfg.run.threads > 0 ? static_cast<int>(cfg.run.threads) : share;
+bool TrainerState::forward_backward(const torch::Tensor& x, distill::LossParts& parts, torch::Tensor& keys, Phases* phases) {
+  auto mark = [&](double& slot) {
+    if (!phases) return;
+    if (cuda) torch::cuda::synchronize(device.index());
+    const auto now = Clock::now();
+    slot += std::chrono::duration<double>(now - phases->last).count();
+    phases->last = now;
+  };
+  torch::Tensor t;
+  {
+    torch::NoGradGuard no_grad;
+    t = l2_normalize(teacher->encode_images(x).to(torch::kFloat32));
   }
-
-  void setup_process_group() {
-    if (!multi()) return;
-    std::string backend = cfg.dist.backend;
-    if (backend == "auto") backend = cuda && dist::nccl_available() ? "nccl" : "gloo";
-    if (backend == "nccl" && !cuda)
-      throw ConfigError(where("dist.backend") + ": dist.backend: nccl needs CUDA, but this run is on the CPU "
-                        "(expected gloo or auto)");
-    dist::ProcessGroupOptions po;
-    po.backend = backend;
-    po.timeout_seconds = cfg.dist.timeout;
-    collective = dist::connect(launch, po);
-    spdlog::info("[dist] {}: {} processes x {} images x accumulate {} = global batch {}", collective->describe(),
-                 launch.world_size, cfg.data.batch_size, cfg.optim.accumulate,
-                 cfg.data.batch_size * launch.world_size * cfg.optim.accumulate);
+  if (phases) mark(phases->teacher);
+  torch::Tensor s;
+  {
+    compat::CudaAutocast ac(autocast, amp_dtype);
+    s = head->forward(student->features(x));
   }
+  s = l2_normalize(s.to(torch::kFloat32));
+  parts = method->loss(s, t);
+  // One host synchronisation per micro-batch. It also guarantees that the non-blocking copy
+  // of the pinned batch has completed before the loader may reuse that buffer.
+  if (!parts.loss.isfinite().item<bool>()) return false;
+  auto loss = parts.loss / static_cast<double>(cfg.optim.accumulate);
+  if (scaler) loss = loss * scaler->scale.squeeze();
+  loss.backward();
+  if (phases) mark(phases->student);
+  keys = t;
+  return true;
+}
 
-  void setup_device() {
-    torch::set_num_threads(threads);
-    const bool have_cuda = compat::cuda_available();
-    if (cfg.run.device == "cuda" && !have_cuda)
-      throw ConfigError(where("run.device") +
-                        ": run.device: cuda, but no CUDA device is visible (expected auto or cpu)");
-    cuda = cfg.run.device == "cuda" || (cfg.run.device == "auto" && have_cuda);
-    if (cuda && launch.local_rank >= compat::cuda_device_count())
-      throw ConfigError("local rank " + std::to_string(launch.local_rank) + " has no GPU: " +
-                        std::to_string(compat::cuda_device_count()) + " visible on this node (expected at most one "
-                        "process per GPU)");
-    device = cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank))
-                  : torch::Device(torch::kCPU);
-    if (cuda) {
-      at::globalContext().setBenchmarkCuDNN(true);
-      if (cfg.train.amp == "fp16") amp_dtype = torch::kHalf;
-      autocast = cfg.train.amp != "off";
-    }
+void TrainerState::update_method(const std::vector<torch::Tensor>& keys, const std::vector<torch::Tensor>& classes) {
+  if (keys.empty()) return;
+  const auto k = keys.size() == 1 ? keys[0] : torch::cat(keys);
+  torch::Tensor c;
+  if (classes.size() == keys.size()) c = classes.size() == 1 ? classes[0] : torch::cat(classes);
+  method->update(collective->all_gather_cat(k), c.defined() ? collective->all_gather_cat(c) : torch::Tensor());
+}
+
+bool TrainerState::optimizer_step(double lr, torch::Tensor* grad_norm) {
+  auto grads = optimizer->grads();
+  if (scaler && !scaler->unscale_and_update(grads)) return false;
+  if (cfg.optim.clip_grad > 0 || grad_norm) {
+    auto norm = optimizer->clip_grad_norm(cfg.optim.clip_grad);
+    if (grad_norm) *grad_norm = norm;
   }
+  optimizer->step(lr);
+  return true;
+}
 
-  std::string where(const std::string& key) const {
-    const auto it = loaded.origins.find(key);
-    return it == loaded.origins.end() ? config_path : it->second;
-  }
+torch::Tensor TrainerState::model_input(const torch::Tensor& images) const {
+  const auto& m = teacher->manifest().image;
+  return data::to_model_input(images, m.mean, m.std, device, cfg.train.channels_last);
+}
 
-  void require_key(const std::string& key, const std::string& value, const char* expected) const {
-    if (value.empty())
-      throw ConfigError(where(key) + ": " + key + ": required by lgd train (expected " + expected + ")");
-  }
-
-  void open_dataset() {
-    if (dataset) return;
-    require_key("data.root", cfg.data.root, "the training set's location");
-    dataset = data::open_dataset(data::dataset_options(cfg.data));
-  }
-
-  void setup_teacher() {
-    require_key("teacher.bundle", cfg.teacher.bundle, "a teacher bundle directory");
-    teacher = distill::Teacher::load(cfg.teacher.bundle);
-    const auto& m = teacher->manifest();
-    if (m.image.size != cfg.data.image_size)
-      throw ConfigError(where("data.image_size") + ": data.image_size: " +
-                        std::to_string(cfg.data.image_size) + ", but the teacher " + m.name +
-                        " takes " + std::to_string(m.image.size) + " px images (" +
-                        cfg.teacher.bundle + "/lgd_teacher.yaml image.size)");
-    teacher->to(device, autocast ? amp_dtype : torch::kFloat32);
-  }
-
-  // Rank 0 loads or builds the TSB; the other ranks receive it, so it is built once and is
-  // identical everywhere.
-  void setup_bank() {
-    if (rank() == 0) load_or_build_bank();
-    if (multi()) {
-      auto shape = torch::zeros({2}, torch::kInt64);
-      if (rank() == 0) shape = torch::tensor({tsb.weights.size(0), tsb.weights.size(1)}, torch::kInt64);
-      collective->broadcast(shape, 0);
-      if (rank() != 0) {
-        tsb.weights = torch::zeros({shape[0].item<std::int64_t>(), shape[1].item<std::int64_t>()}, torch::kFloat32);
-        tsb.teacher = teacher->manifest().name;
-      }
-      auto w = tsb.weights.to(torch::kFloat32).contiguous();
-      collective->broadcast(w, 0);
-      tsb.weights = w;
-    }
-    tsb_device = tsb.weights.to(device, torch::kFloat32);
-  }
-
-  void load_or_build_bank() {
-    const auto D = teacher->manifest().embed_dim;
-    if (!cfg.bank.file.empty()) {
-      tsb = text::load_text_bank(cfg.bank.file);
-      if (tsb.weights.size(0) != D)
-        throw IoError(cfg.bank.file + ": TSB of width " + std::to_string(tsb.weights.size(0)) +
-                      ", but the teacher " + teacher->manifest().name + " embeds in " +
-                      std::to_string(D) + " (bank.file was built with another teacher)");
-    } else {
-      std::vector<std::string> names;
-      if (!cfg.bank.class_list.empty()) {
-        names = cfg.bank.class_list;
-      } else if (!cfg.bank.classnames.empty()) {
-        names = text::read_class_names(cfg.bank.classnames, true);
-      } else {
-        open_dataset();
-        names = dataset->class_names();
-      }
-      std::vector<std::string> templates;
-      if (!cfg.bank.template_list.empty())
-        templates = cfg.bank.template_list;
-      else if (!cfg.bank.templates.empty())
-        templates = text::read_templates(cfg.bank.templates);
-      else if (!teacher->manifest().templates.empty())
-        templates = text::read_templates((fs::path(teacher->dir()) / teacher->manifest().templates).string());
-      else
-        templates = text::default_templates();
-      spdlog::info("[train] building the TSB: {} classes x {} templates", names.size(), templates.size());
-      try {
-        tsb = text::build_text_bank(
-            names, templates, [&](const std::vector<std::string>& t) { return teacher->encode_texts(t); });
-      } catch (const Error& e) {
-        throw ConfigError(where(cfg.bank.template_list.empty() ? "bank.templates" : "bank.template_list") +
-                          ": building the TSB with teacher " + teacher->manifest().name + ": " + e.what());
-      }
-      tsb.teacher = teacher->manifest().name;
-    }
-  }
-
-  void setup_student() {
-    const auto D = teacher->manifest().embed_dim;
-    torch::manual_seed(static_cast<std::uint64_t>(cfg.run.seed));
-    if (cfg.student.init == "weights") {
-      auto w = exporting::load_student_weights(cfg.student.arch, cfg.student.weights, 0);
-      student = w.student;
-      if (w.head) {
-        const auto width = w.head->children().back()->parameters()[0].size(0);
-        if (width != D)
-          throw IoError(cfg.student.weights + ": projection head of width " + std::to_string(width) +
-                        ", but the teacher embeds in " + std::to_string(D));
-        head = w.head;
-      } else {
-        head = models::make_projection_head(student->feature_dim(), D);
-      }
-    } else {
-      student = models::create_student(cfg.student.arch, {0});
-      head = models::make_projection_head(student->feature_dim(), D);
-    }
-    student->to(device);
-    head->to(device);
-    if (cfg.train.channels_last) models::to_channels_last(*student);
-    student->train();
-    head->train();
-
-    distill::MethodOptions mo;
-    mo.name = cfg.method.name;
-    mo.alpha = cfg.method.alpha;
-    mo.student_temp = cfg.method.student_temp;
-    mo.teacher_temp = cfg.method.teacher_temp;
-    mo.vsb_momentum = cfg.method.vsb_momentum;
-    mo.queue_size = cfg.method.queue_size;
-    method = distill::make_method(mo, D, tsb.weights, static_cast<std::uint64_t>(cfg.run.seed) + 1);
-    method->to(device);
-
-    models::NamedTensors params;
-    for (const auto& p : student->named_parameters(true)) params.emplace_back("student." + p.key(), p.value());
-    for (const auto& p : head->named_parameters(true)) params.emplace_back("head." + p.key(), p.value());
-    optimizer = std::make_unique<Sgd>(params, SgdOptions{cfg.optim.momentum, cfg.optim.weight_decay,
-                                                         cfg.optim.nesterov});
-    std::vector<torch::Tensor> tensors;
-    for (const auto& [name, p] : params) tensors.push_back(p);
-    grad_sync = collective->gradient_sync(tensors, cfg.dist.bucket_mb);
-    if (cuda && autocast && amp_dtype == torch::kHalf) scaler.emplace(device);
-  }
-
-  void setup_data() {
-    open_dataset();
-    auto lo = data::loader_options(cfg, true);
-    lo.rank = collective->rank();
-    lo.world_size = collective->world_size();
-    lo.shards_per_rank = cfg.optim.accumulate;
-    loader = std::make_unique<data::Loader>(dataset, data::Transform(data::view_options(cfg.data)), lo);
-    steps_per_epoch = loader->batches_per_epoch() / cfg.optim.accumulate;
-    if (steps_per_epoch < 1)
-      throw ConfigError(where("data.batch_size") + ": data.batch_size: " + std::to_string(cfg.data.batch_size) +
-                        " x optim.accumulate " + std::to_string(cfg.optim.accumulate) +
-                        " is more than this process's " + std::to_string(loader->samples_per_epoch()) +
-                        " images of " + cfg.data.root + " (expected at least one full step per epoch)");
-    total_steps = steps_per_epoch * cfg.optim.epochs;
-    if (cfg.train.max_steps > 0) total_steps = std::min(total_steps, cfg.train.max_steps);
-    global_batch = cfg.data.batch_size * cfg.optim.accumulate * collective->world_size();
-    ScheduleOptions so;
-    so.base_lr = cfg.optim.lr;
-    so.global_batch = global_batch;
-    so.steps_per_epoch = steps_per_epoch;
-    so.epochs = cfg.optim.epochs;
-    so.warmup_epochs = cfg.optim.warmup_epochs;
-    so.reference = cfg.optim.schedule == "reference";
-    schedule = std::make_unique<CosineSchedule>(so);
-  }
-
-  // ---- checkpoints ----
-
-  std::map<std::string, std::string> identity() const {
-    return {{"arch", cfg.student.arch},
-            {"method", cfg.method.name},
-            {"embed_dim", std::to_string(teacher->manifest().embed_dim)},
-            {"num_classes", std::to_string(tsb.weights.size(1))},
-            {"image_size", std::to_string(cfg.data.image_size)},
-            {"batch_size", std::to_string(cfg.data.batch_size)},
-            {"accumulate", std::to_string(cfg.optim.accumulate)},
-            {"world_size", std::to_string(collective->world_size())},
-            {"seed", std::to_string(cfg.run.seed)}};
-  }
-
-  Checkpoint make_checkpoint() const {
-    Checkpoint c;
-    for (auto& [k, v] : models::state_dict(*student)) c.tensors.emplace_back("student." + k, v);
-    for (auto& [k, v] : models::state_dict(*head)) c.tensors.emplace_back("head." + k, v);
-    for (auto& [k, v] : optimizer->state()) c.tensors.emplace_back("optim." + k, v);
-    for (auto& [k, v] : method->state()) c.tensors.emplace_back("method." + k, v);
-    if (scaler) {
-      c.tensors.emplace_back("amp.scale", scaler->scale);
-      c.tensors.emplace_back("amp.growth", scaler->growth);
-    }
-    c.meta = identity();
-    c.meta["epoch"] = std::to_string(epoch);
-    c.meta["step_in_epoch"] = std::to_string(step_in_epoch);
-    c.meta["global_step"] = std::to_string(global_step);
-    c.meta["nonfinite_steps"] = std::to_string(nonfinite_total);
-    c.meta["teacher"] = teacher->manifest().name;
-    // The input normalisation the student was trained with (lgd eval uses it).
-    auto joined = [](const std::vector<double>& v) {
-      std::string out;
-      for (double x : v) out += (out.empty() ? "" : ",") + fmt::format("{}", x);
-      return out;
-    };
-    c.meta["image_mean"] = joined(teacher->manifest().image.mean);
-    c.meta["image_std"] = joined(teacher->manifest().image.std);
-    c.meta["config"] = config::to_yaml(cfg);
-    c.meta["rng"] = "global generator reseeded from (run.seed, step); data draws from (run.seed, epoch, index)";
-    return c;
-  }
-
-  // What a rank holds that must equal every other rank's: sum, sum of squares and a
-  // position-weighted sum (float64) of the trained parameters and of the method's state.
-  // BatchNorm statistics are per rank (as in the reference) and not compared.
-  torch::Tensor fingerprint() const {
-    auto stats = [](const std::vector<torch::Tensor>& ts) {
-      double sum = 0, sq = 0, weighted = 0;
-      for (const auto& t : ts) {
-        if (!t.defined() || !t.is_floating_point()) continue;
-        const auto x = t.detach().to(torch::kCPU, torch::kFloat64).contiguous().view({-1});
-        const auto w = torch::linspace(1.0, 2.0, x.numel(), torch::kFloat64);
-        sum += x.sum().item<double>();
-        sq += x.square().sum().item<double>();
-        weighted += (x * w).sum().item<double>();
-      }
-      return std::vector<double>{sum, sq, weighted};
-    };
-    std::vector<torch::Tensor> params, state;
-    for (const auto& p : student->parameters()) params.push_back(p);
-    for (const auto& p : head->parameters()) params.push_back(p);
-    for (const auto& [k, v] : method->state()) state.push_back(v);
-    auto a = stats(params), b = stats(state);
-    a.insert(a.end(), b.begin(), b.end());
-    return torch::tensor(a, torch::kFloat64);
-  }
-
-  // Every rank calls it at the same step. Never writes a checkpoint holding a NaN or Inf;
-  // in a multi-process run, checks first that all ranks hold the same parameters and bank.
-  void save(bool periodic) {
-    Checkpoint c = make_checkpoint();
-    torch::Tensor finite_t = torch::ones({}, torch::kBool);
-    for (const auto& [k, v] : c.tensors)
-      if (v.is_floating_point()) finite_t = finite_t.logical_and(torch::isfinite(v).all().cpu());
-    bool finite = finite_t.item<bool>();
-    if (multi()) {
-      auto mine = torch::cat({torch::tensor({finite ? 1.0 : 0.0}, torch::kFloat64), fingerprint()}).unsqueeze(0);
-      const auto all = collective->all_gather_cat(mine).to(torch::kCPU);  // [world, 7]
-      std::string text;
-      for (int r = 0; r < launch.world_size; ++r) {
-        text += (r ? "; rank " : "rank ") + std::to_string(r) + ":";
-        for (std::int64_t j = 1; j < all.size(1); ++j) text += fmt::format(" {:.17g}", all[r][j].item<double>());
-        if (all[r][0].item<double>() == 0) finite = false;
-      }
-      c.meta["rank_fingerprints"] = text;
-      for (int r = 1; r < launch.world_size; ++r) {
-        if (all[r].slice(0, 1).equal(all[0].slice(0, 1))) continue;
-        const bool params_differ = !all[r].slice(0, 1, 4).equal(all[0].slice(0, 1, 4));
-        throw Error("dist: ranks diverged at step " + std::to_string(global_step) + ": rank " + std::to_string(r) +
-                    "'s " + (params_differ ? "parameters" : "method state (VSB / queue)") +
-                    " differ from rank 0's (fingerprints " + text + ")");
-      }
-    }
-    if (!finite)
-      throw Error("refusing to write a checkpoint at step " + std::to_string(global_step) +
-                  ": the model or the bank holds NaN or Inf (the last checkpoint in " +
-                  checkpoints->dir() + " is intact)");
-    if (rank() == 0) {
-      const auto path = checkpoints->save(c, global_step, periodic);
-      spdlog::debug("[train] checkpoint {}", path);
-    }
-    collective->barrier();
-  }
-
-  void resume_from(const std::string& path) {
-    const Checkpoint c = load_checkpoint(path);
-    for (const auto& [key, value] : identity()) {
-      const auto it = c.meta.find(key);
-      if (it == c.meta.end()) throw IoError(path + ": checkpoint has no '" + key + "' entry");
-      if (it->second != value)
-        throw ConfigError(path + ": checkpoint was made with " + key + " = " + it->second +
-                          ", the config gives " + value +
-                          " (a resumed run cannot change this; use a new run.name to start over)");
-    }
-    std::set<std::string> known{"student.", "head.", "optim.", "method.", "amp."};
-    for (const auto& [k, v] : c.tensors) {
-      const auto dot = k.find('.');
-      if (dot == std::string::npos || !known.count(k.substr(0, dot + 1)))
-        throw IoError(path + ": unexpected tensor '" + k + "' in checkpoint");
-    }
-    models::load_state_dict(*student, c.section("student."), path + " (student.*)");
-    models::load_state_dict(*head, c.section("head."), path + " (head.*)");
-    optimizer->load_state(c.section("optim."), path);
-    std::map<std::string, torch::Tensor> ms;
-    for (auto& [k, v] : c.section("method.")) ms[k] = v;
-    try {
-      method->load_state(ms);
-    } catch (const Error& e) {
-      throw IoError(path + ": " + e.what());
-    }
-    const auto amp = c.section("amp.");
-    if (scaler) {
-      if (amp.size() == 2) {
-        for (auto& [k, v] : amp) (k == "scale" ? scaler->scale : scaler->growth).copy_(v);
-      } else {
-        spdlog::warn("[train] {} has no fp16 loss scale; starting at 65536", path);
-      }
-    }
-    epoch = c.integer("epoch", path);
-    step_in_epoch = c.integer("step_in_epoch", path);
-    global_step = c.integer("global_step", path);
-    nonfinite_total = c.integer("nonfinite_steps", path);
-    if (step_in_epoch > steps_per_epoch || global_step != epoch * steps_per_epoch + step_in_epoch)
-      throw ConfigError(path + ": checkpoint position (epoch " + std::to_string(epoch) + ", step " +
-                        std::to_string(step_in_epoch) + ") does not fit " +
-                        std::to_string(steps_per_epoch) +
-                        " steps per epoch (the dataset or data.batch_size changed)");
-    spdlog::info("[train] resuming from {} at epoch {}, step {} of {} (global step {})", path,
-                 epoch + 1, step_in_epoch, steps_per_epoch, global_step);
-  }
-
-  // ---- the step ----
-
-  // Forward both models on x, the loss, and, when it is finite, backward; `keys` gets the
-  // teacher's normalised embeddings for the method's update after the step's last
-  // micro-batch. False for a non-finite loss (nothing changed).
-  bool forward_backward(const torch::Tensor& x, distill::LossParts& parts, torch::Tensor& keys, Phases* phases) {
-    auto mark = [&](double& slot) {
-      if (!phases) return;
-      if (cuda) torch::cuda::synchronize(device.index());
-      const auto now = Clock::now();
-      slot += std::chrono::duration<double>(now - phases->last).count();
-      phases->last = now;
-    };
-    torch::Tensor t;
-    {
-      torch::NoGradGuard no_grad;
-      t = l2_normalize(teacher->encode_images(x).to(torch::kFloat32));
-    }
-    if (phases) mark(phases->teacher);
+std::pair<double, double> TrainerState::validate() {
+  config::DataSection vd = cfg.data;
+  if (!cfg.data.val_root.empty()) vd.root = cfg.data.val_root;
+  vd.split = cfg.data.val_split;
+  std::shared_ptr<const data::Dataset> val = data::open_dataset(data::dataset_options(vd));
+  if (val->num_classes() != tsb.weights.size(1))
+    throw ConfigError(where("data.val_root") + ": validation set " + vd.root + " has " +
+                      std::to_string(val->num_classes()) + " classes, the TSB " +
+                      std::to_string(tsb.weights.size(1)) +
+                      " (zero-shot validation needs the same classes in the same order)");
+  auto lo = data::loader_options(cfg, false);
+  lo.rank = collective->rank();
+  lo.world_size = collective->world_size();
+  lo.even_shards = false;  // every validation image counted once over the ranks
+  data::Loader vl(val, data::Transform(data::view_options(vd, "eval")), lo);
+  vl.start_epoch(0);
+  torch::NoGradGuard no_grad;
+  student->eval();
+  head->eval();
+  const bool with_teacher = !teacher_val_top1.has_value();
+  auto correct_s = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device));
+  auto correct_t = correct_s.clone();
+  std::int64_t seen = 0;
+  while (auto batch = vl.next()) {
+    const auto x = model_input(batch->images);
+    const auto labels = batch->labels.to(device);
     torch::Tensor s;
     {
       compat::CudaAutocast ac(autocast, amp_dtype);
       s = head->forward(student->features(x));
     }
     s = l2_normalize(s.to(torch::kFloat32));
-    parts = method->loss(s, t);
-    // One host synchronisation per micro-batch. It also guarantees that the non-blocking copy
-    // of the pinned batch has completed before the loader may reuse that buffer.
-    if (!parts.loss.isfinite().item<bool>()) return false;
-    auto loss = parts.loss / static_cast<double>(cfg.optim.accumulate);
-    if (scaler) loss = loss * scaler->scale.squeeze();
-    loss.backward();
-    if (phases) mark(phases->student);
-    keys = t;
-    return true;
-  }
-
-  // The method's update (VSB / queue) with the keys of the whole global batch, in the order
-  // rank 0's micro-batches, rank 1's, ..., the same on every rank.
-  void update_method(const std::vector<torch::Tensor>& keys, const std::vector<torch::Tensor>& classes) {
-    if (keys.empty()) return;
-    const auto k = keys.size() == 1 ? keys[0] : torch::cat(keys);
-    torch::Tensor c;
-    if (classes.size() == keys.size()) c = classes.size() == 1 ? classes[0] : torch::cat(classes);
-    method->update(collective->all_gather_cat(k), c.defined() ? collective->all_gather_cat(c) : torch::Tensor());
-  }
-
-  // Unscales (fp16), clips and steps, on gradients already averaged over ranks
-  // (grad_sync->finish()). False when an fp16 gradient overflowed (the step is skipped, as
-  // GradScaler does).
-  bool optimizer_step(double lr, torch::Tensor* grad_norm) {
-    auto grads = optimizer->grads();
-    if (scaler && !scaler->unscale_and_update(grads)) return false;
-    if (cfg.optim.clip_grad > 0 || grad_norm) {
-      auto norm = optimizer->clip_grad_norm(cfg.optim.clip_grad);
-      if (grad_norm) *grad_norm = norm;
+    correct_s += (s.matmul(tsb_device).argmax(1) == labels).sum();
+    if (with_teacher) {
+      const auto t = l2_normalize(teacher->encode_images(x).to(torch::kFloat32));
+      correct_t += (t.matmul(tsb_device).argmax(1) == labels).sum();
     }
-    optimizer->step(lr);
-    return true;
+    seen += batch->labels.size(0);
   }
+  student->train();
+  head->train();
+  auto counts = torch::stack({correct_s.cpu(), correct_t.cpu(), torch::tensor(seen, torch::kInt64)});
+  collective->all_reduce(counts, distill::Reduce::kSum);
+  const double n = static_cast<double>(std::max<std::int64_t>(counts[2].item<std::int64_t>(), 1));
+  const double top1_s = 100.0 * static_cast<double>(counts[0].item<std::int64_t>()) / n;
+  if (with_teacher) teacher_val_top1 = 100.0 * static_cast<double>(counts[1].item<std::int64_t>()) / n;
+  return {top1_s, *teacher_val_top1};
+}
 
-  torch::Tensor model_input(const torch::Tensor& images) const {
-    const auto& m = teacher->manifest().image;
-    return data::to_model_input(images, m.mean, m.std, device, cfg.train.channels_last);
-  }
+}  // namespace detail
 
-  // ---- validation ----
-
-  // Zero-shot top-1 (%) through the TSB of the student (s = norm(head(student(x)))) and of
-  // the teacher, on the validation set with the eval view.
-  std::pair<double, double> validate() {
-    config::DataSection vd = cfg.data;
-    if (!cfg.data.val_root.empty()) vd.root = cfg.data.val_root;
-    vd.split = cfg.data.val_split;
-    std::shared_ptr<const data::Dataset> val = data::open_dataset(data::dataset_options(vd));
-    if (val->num_classes() != tsb.weights.size(1))
-      throw ConfigError(where("data.val_root") + ": validation set " + vd.root + " has " +
-                        std::to_string(val->num_classes()) + " classes, the TSB " +
-                        std::to_string(tsb.weights.size(1)) +
-                        " (zero-shot validation needs the same classes in the same order)");
-    auto lo = data::loader_options(cfg, false);
-    lo.rank = collective->rank();
-    lo.world_size = collective->world_size();
-    lo.even_shards = false;  // every validation image counted once over the ranks
-    data::Loader vl(val, data::Transform(data::view_options(vd, "eval")), lo);
-    vl.start_epoch(0);
-    torch::NoGradGuard no_grad;
-    student->eval();
-    head->eval();
-    const bool with_teacher = !teacher_val_top1.has_value();
-    auto correct_s = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device));
-    auto correct_t = correct_s.clone();
-    std::int64_t seen = 0;
-    while (auto batch = vl.next()) {
-      const auto x = model_input(batch->images);
-      const auto labels = batch->labels.to(device);
-      torch::Tensor s;
-      {
-        compat::CudaAutocast ac(autocast, amp_dtype);
-        s = head->forward(student->features(x));
-      }
-      s = l2_normalize(s.to(torch::kFloat32));
-      correct_s += (s.matmul(tsb_device).argmax(1) == labels).sum();
-      if (with_teacher) {
-        const auto t = l2_normalize(teacher->encode_images(x).to(torch::kFloat32));
-        correct_t += (t.matmul(tsb_device).argmax(1) == labels).sum();
-      }
-      seen += batch->labels.size(0);
-    }
-    student->train();
-    head->train();
-    auto counts = torch::stack({correct_s.cpu(), correct_t.cpu(), torch::tensor(seen, torch::kInt64)});
-    collective->all_reduce(counts, distill::Reduce::kSum);
-    const double n = static_cast<double>(std::max<std::int64_t>(counts[2].item<std::int64_t>(), 1));
-    const double top1_s = 100.0 * static_cast<double>(counts[0].item<std::int64_t>()) / n;
-    if (with_teacher) teacher_val_top1 = 100.0 * static_cast<double>(counts[1].item<std::int64_t>()) / n;
-    return {top1_s, *teacher_val_top1};
-  }
-
-  // ---- output ----
-
-  void clear_progress() {
-    if (progress_shown) {
-      std::fputs("\r\033[K", stderr);
-      progress_shown = false;
-    }
-  }
-};
+using detail::Phases;
 
 Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::TrainerState>()) {
   auto& m = *impl_;

@@ -1,0 +1,183 @@
+#pragma once
+// One training process's state and the parts of a run, shared by the trainer's sources:
+// trainer_setup.cpp (set-up from the config), trainer_checkpoint.cpp (checkpoints and
+// resume), trainer.cpp (the step, validation, Trainer::run, bench_train). Private to
+// src/engine.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lgd/config/run_config.h"
+#include "lgd/core/errors.h"
+#include "lgd/data/dataset.h"
+#include "lgd/data/loader.h"
+#include "lgd/dist/launch.h"
+#include "lgd/distill/collective.h"
+#include "lgd/distill/method.h"
+#include "lgd/distill/teacher.h"
+#include "lgd/engine/checkpoint.h"
+#include "lgd/engine/metrics.h"
+#include "lgd/engine/schedule.h"
+#include "lgd/engine/sgd.h"
+#include "lgd/engine/trainer.h"
+#include "lgd/models/student.h"
+#include "lgd/text/text_bank.h"
+
+namespace lgd::engine {
+using Clock = std::chrono::steady_clock;
+
+namespace detail {
+
+// fp16 dynamic loss scaling, as torch.cuda.amp.GradScaler (init 2^16, growth 2 every 2000
+// good steps, backoff 0.5).
+struct LossScaler {
+  torch::Tensor scale, growth;
+  explicit LossScaler(const torch::Device& device)
+      : scale(torch::full({1}, 65536.0, torch::TensorOptions().dtype(torch::kFloat32).device(device))),
+        growth(torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt32).device(device))) {}
+  // Unscales the gradients in place; false (and a smaller scale) when one is not finite.
+  bool unscale_and_update(std::vector<torch::Tensor> grads) {
+    auto found_inf = torch::zeros({1}, scale.options());
+    at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf, scale.reciprocal());
+    const bool overflow = found_inf.item<float>() > 0;
+    at::_amp_update_scale_(scale, growth, found_inf, 2.0, 0.5, 2000);
+    return !overflow;
+  }
+};
+
+struct Phases {
+  Clock::time_point last;
+  double teacher = 0, student = 0, update = 0, optimizer = 0;
+};
+
+struct TrainerState {
+  config::LoadedConfig loaded;
+  const config::RunConfig& cfg = loaded.config;
+  std::string config_path, run_dir;
+  torch::Device device = torch::kCPU;
+  bool cuda = false;
+  bool autocast = false;                          // CUDA autocast on (train.amp != off)
+  torch::ScalarType amp_dtype = torch::kBFloat16;  // its dtype, also the teacher's on CUDA
+  int threads = 1;
+
+  dist::LaunchInfo launch;
+  std::shared_ptr<distill::Collective> collective = distill::single_process_collective();
+  std::unique_ptr<distill::GradientSync> grad_sync;
+  std::unique_ptr<distill::Teacher> teacher;
+  text::TextBank tsb;
+  torch::Tensor tsb_device;
+  std::shared_ptr<models::Student> student;
+  torch::nn::Sequential head{nullptr};
+  std::unique_ptr<distill::Method> method;
+  std::unique_ptr<Sgd> optimizer;
+  std::optional<LossScaler> scaler;
+
+  std::shared_ptr<const data::Dataset> dataset;
+  std::unique_ptr<data::Loader> loader;
+  std::unique_ptr<CosineSchedule> schedule;
+  std::int64_t steps_per_epoch = 0, total_steps = 0, global_batch = 0;
+
+  // Position: `epoch` (0-based) and the optimiser steps done in it; global_step counts all.
+  std::int64_t epoch = 0, step_in_epoch = 0, global_step = 0;
+  std::int64_t nonfinite_total = 0, nonfinite_run = 0;
+  std::optional<double> teacher_val_top1;
+
+  std::unique_ptr<CheckpointDir> checkpoints;
+  std::unique_ptr<MetricsLog> metrics;
+  bool tty = false;
+  bool progress_shown = false;
+
+  bool multi() const { return launch.multi(); }
+  int rank() const { return launch.rank; }
+
+  // The launcher's view of this process (before anything else reads the config's batch).
+  void setup_launch();
+
+  void setup_process_group();
+
+  void setup_device();
+
+  std::string where(const std::string& key) const {
+    const auto it = loaded.origins.find(key);
+    return it == loaded.origins.end() ? config_path : it->second;
+  }
+
+  void require_key(const std::string& key, const std::string& value, const char* expected) const {
+    if (value.empty())
+      throw ConfigError(where(key) + ": " + key + ": required by lgd train (expected " + expected + ")");
+  }
+
+  void open_dataset();
+
+  void setup_teacher();
+
+  // Rank 0 loads or builds the TSB; the other ranks receive it, so it is built once and is
+  // identical everywhere.
+  void setup_bank();
+
+  void load_or_build_bank();
+
+  void setup_student();
+
+  void setup_data();
+
+  // ---- checkpoints ----
+
+  std::map<std::string, std::string> identity() const;
+
+  Checkpoint make_checkpoint() const;
+
+  // What a rank holds that must equal every other rank's: sum, sum of squares and a
+  // position-weighted sum (float64) of the trained parameters and of the method's state.
+  // BatchNorm statistics are per rank (as in the reference) and not compared.
+  torch::Tensor fingerprint() const;
+
+  // Every rank calls it at the same step. Never writes a checkpoint holding a NaN or Inf;
+  // in a multi-process run, checks first that all ranks hold the same parameters and bank.
+  void save(bool periodic);
+
+  void resume_from(const std::string& path);
+
+  // ---- the step ----
+
+  // Forward both models on x, the loss, and, when it is finite, backward; `keys` gets the
+  // teacher's normalised embeddings for the method's update after the step's last
+  // micro-batch. False for a non-finite loss (nothing changed).
+  bool forward_backward(const torch::Tensor& x, distill::LossParts& parts, torch::Tensor& keys, Phases* phases);
+
+  // The method's update (VSB / queue) with the keys of the whole global batch, in the order
+  // rank 0's micro-batches, rank 1's, ..., the same on every rank.
+  void update_method(const std::vector<torch::Tensor>& keys, const std::vector<torch::Tensor>& classes);
+
+  // Unscales (fp16), clips and steps, on gradients already averaged over ranks
+  // (grad_sync->finish()). False when an fp16 gradient overflowed (the step is skipped, as
+  // GradScaler does).
+  bool optimizer_step(double lr, torch::Tensor* grad_norm);
+
+  torch::Tensor model_input(const torch::Tensor& images) const;
+
+  // ---- validation ----
+
+  // Zero-shot top-1 (%) through the TSB of the student (s = norm(head(student(x)))) and of
+  // the teacher, on the validation set with the eval view.
+  std::pair<double, double> validate();
+
+  // ---- output ----
+
+  void clear_progress() {
+    if (progress_shown) {
+      std::fputs("\r\033[K", stderr);
+      progress_shown = false;
+    }
+  }
+};
+
+}  // namespace detail
+}  // namespace lgd::engine
