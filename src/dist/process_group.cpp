@@ -88,16 +88,6 @@ class C10dCollective final : public distill::Collective {
     return torch::cat(out[0], 0).to(local.device());
   }
 
-  void all_reduce_mean(std::vector<torch::Tensor>& tensors) override {
-    for (auto& t : tensors) {
-      if (!t.defined()) continue;
-      std::vector<torch::Tensor> v{on_device(t)};
-      run("all-reduce", [&] { return pg_->allreduce(v); });
-      torch::NoGradGuard no_grad;
-      t.copy_(v[0].div_(launch_.world_size));
-    }
-  }
-
   void all_reduce(torch::Tensor& tensor, distill::Reduce op) override {
     std::vector<torch::Tensor> v{on_device(tensor)};
     c10d::AllreduceOptions o;

@@ -8,7 +8,6 @@ class SingleProcess final : public Collective {
   int rank() const override { return 0; }
   int world_size() const override { return 1; }
   torch::Tensor all_gather_cat(const torch::Tensor& local) override { return local.detach(); }
-  void all_reduce_mean(std::vector<torch::Tensor>&) override {}
   void broadcast(torch::Tensor&, int) override {}
   void barrier() override {}
   void all_reduce(torch::Tensor&, Reduce) override {}

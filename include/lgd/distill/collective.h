@@ -32,8 +32,6 @@ class Collective {
   // The tensors of all ranks concatenated along dim 0, in rank order (every rank passes the
   // same shape). Not differentiable: used for teacher keys.
   virtual torch::Tensor all_gather_cat(const torch::Tensor& local) = 0;
-  // Replaces each tensor by its mean over ranks (gradient averaging).
-  virtual void all_reduce_mean(std::vector<torch::Tensor>& tensors) = 0;
   // Replaces `tensor` on every rank by rank root's.
   virtual void broadcast(torch::Tensor& tensor, int root) = 0;
   virtual void barrier() = 0;
