@@ -110,6 +110,9 @@ FieldSet describe(RunConfig& c) {
   f.add("train.val_every", &c.train.val_every,
         "Zero-shot validation of student and teacher every N epochs; 0 disables.")
       .at_least(0);
+  f.add("train.val_every_steps", &c.train.val_every_steps,
+        "Zero-shot validation also every N optimiser steps (a curve within short runs); 0 disables.")
+      .at_least(0);
   f.add("train.max_steps", &c.train.max_steps,
         "Stop after this many optimiser steps in all (a quick look or a smoke test); 0 trains every "
         "epoch. The learning-rate schedule still spans optim.epochs; running again with a larger "
@@ -181,10 +184,14 @@ void check_consistency(const RunConfig& c, const Origins& origins, const std::st
     throw ConfigError(where("optim.warmup_epochs") +
                       ": optim.warmup_epochs: " + std::to_string(c.optim.warmup_epochs) +
                       " exceeds optim.epochs (" + std::to_string(c.optim.epochs) + ")");
-  if (c.train.val_every > 0 && c.data.val_root.empty() &&
-      (c.data.dataset == "image_folder" || c.data.dataset == "file_list"))
-    throw ConfigError(where("train.val_every") + ": data.val_root: required when train.val_every > 0 "
-                      "with an " + c.data.dataset + " dataset (expected the validation set's location)");
+  if (c.data.val_root.empty() && (c.data.dataset == "image_folder" || c.data.dataset == "file_list")) {
+    const char* key = c.train.val_every > 0         ? "train.val_every"
+                      : c.train.val_every_steps > 0 ? "train.val_every_steps"
+                                                    : nullptr;
+    if (key)
+      throw ConfigError(where(key) + ": data.val_root: required when " + key + " > 0 with an " +
+                        c.data.dataset + " dataset (expected the validation set's location)");
+  }
 }
 
 }  // namespace

@@ -115,7 +115,7 @@ data: {{dataset: image_folder, root: {tmp / 'images'}, image_size: {S}, batch_si
 bank: {{template_list: ["a photo of a {{}}.", "the {{}}"]}}
 method: {{name: lgd, vsb_momentum: 0.9}}
 optim: {{lr: 0.1, epochs: {EPOCHS}, warmup_epochs: 1}}
-train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2}}
+train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2, val_every_steps: 6}}
 """)
     runs = tmp / "runs"
     steps = EPOCHS * (4 * PER_CLASS // BATCH)
@@ -137,7 +137,9 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2}}
             "vsb_initialised", "nonfinite_steps", "grad_norm"}
     check("train records hold every scalar", all(need <= set(r) for r in train), str(sorted(need - set(train[-1]))))
     check("VSB classes get initialised", train[-1]["vsb_initialised"] > 0, str(train[-1]["vsb_initialised"]))
-    check("validation every 2 epochs", [r["epoch"] for r in val] == [2, 4] and
+    # Every 2 epochs (steps 8, 16) and every 6 steps (6 and 18 mid-epoch, 12 at the end of epoch 3).
+    check("validation every 2 epochs and every 6 steps",
+          [(r["step"], r["epoch"]) for r in val] == [(6, 1), (8, 2), (12, 3), (16, 4), (18, 4)] and
           all(0 <= r["student_top1"] <= 100 and 0 <= r["teacher_top1"] <= 100 for r in val), str(val))
     # lr: 1 warm-up epoch of 4 steps from 0 to 0.1 * 16 / 256, then cosine.
     peak = 0.1 * BATCH / 256
@@ -241,7 +243,7 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2}}
     for name, source in (("init_pth", whole / "student.pth"), ("init_ckpt", whole / "checkpoints" / "last.ckpt")):
         run(LGD, "train", "--config", config, "--set", f"run.name={name}", "--set", "student.init=weights",
             "--set", f"student.weights={source}", "--set", "optim.epochs=1", "--set", "optim.warmup_epochs=0",
-            "--set", "optim.lr=1e-30", "--set", "optim.weight_decay=0", "--set", "train.val_every=0")
+            "--set", "optim.lr=1e-30", "--set", "optim.weight_decay=0", "--set", "train.val_every=0", "--set", "train.val_every_steps=0")
         got, _ = read_safetensors(runs / name / "checkpoints" / "last.ckpt")
         convs = [k for k in got if k.startswith("student.") and k.endswith("conv1.weight")]
         same = all(np.array_equal(got[k], final[k]) for k in convs)
@@ -251,7 +253,7 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2}}
 
     # 7. SEED.
     done = run(LGD, "train", "--config", config, "--set", "run.name=seed", "--set", "method.name=seed",
-               "--set", "method.queue_size=64", "--set", "optim.epochs=2", "--set", "train.val_every=0")
+               "--set", "method.queue_size=64", "--set", "optim.epochs=2", "--set", "train.val_every=0", "--set", "train.val_every_steps=0")
     recs = [r for r in metrics(runs / "seed") if r["kind"] == "train"]
     check("SEED trains", len(recs) == 8 and "loss_seed" in recs[-1] and np.isfinite(recs[-1]["loss"]),
           f"loss {recs[0]['loss']:.4f} -> {recs[-1]['loss']:.4f}")

@@ -88,9 +88,10 @@ struct TrainSection {
   std::int64_t checkpoint_every = 1000;  // steps; 0: only at epoch ends
   std::int64_t keep_checkpoints = 3;
   std::int64_t log_every = 20;
-  std::int64_t val_every = 0;  // epochs; 0: no validation
-  std::int64_t max_nonfinite = 5;
-  std::int64_t max_steps = 0;  // stop after this many optimiser steps; 0: all epochs  // consecutive non-finite losses that stop the run
+  std::int64_t val_every = 0;        // epochs; 0: no validation
+  std::int64_t val_every_steps = 0;  // optimiser steps; 0: none between epoch ends
+  std::int64_t max_nonfinite = 5;    // consecutive non-finite losses that stop the run
+  std::int64_t max_steps = 0;        // stop after this many optimiser steps; 0: all epochs
 };
 
 struct DistSection {
