@@ -4,15 +4,17 @@
 set -euo pipefail
 
 PACKAGES=(
-  cmake make g++ pkg-config ccache
+  cmake make g++ ccache
   libtorch-dev libgloo-dev           # LibTorch 1.13 (CPU) and the headers its distributed API needs
   libopenblas0-openmp                # optimised BLAS behind libblas.so.3 (the reference BLAS is ~14x slower on a 1024^3 matmul)
-  libturbojpeg0-dev                  # JPEG decoding with DCT-domain down-scaling
-  libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev libsentencepiece-dev zlib1g-dev
+  libturbojpeg0-dev libpng-dev       # JPEG decoding with DCT-domain down-scaling; PNG decoding
+  libopencv-dev                      # optional: BMP, WebP, TIFF, ... (-DLGD_WITH_OPENCV)
+  libyaml-cpp-dev libspdlog-dev libcli11-dev libsentencepiece-dev zlib1g-dev
   libpcre2-dev                       # Unicode classes of CLIP's pre-tokenisation pattern
   libgtest-dev
   dataset-fashion-mnist              # a real IDX dataset for tests and the demo
   python3 python3-numpy python3-torch python3-torchvision python3-sentencepiece  # test references
+  python3-matplotlib                 # the plot of scripts/compare.sh
 )
 
 missing=()

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# LGD against its baselines on Fashion-MNIST, with the demo teacher: random-init, SEED,
+# LGD VIS-only (alpha 1), LGD TEX-only (alpha 0) and LGD (alpha 0.5). Same student
+# (MobileNetV2 at 32 px), same budget (configs/demo/fashion_mnist_lgd.yaml: one epoch of
+# 468 steps of 128 images, zero-shot validation every 39 steps), same seeds. Each seed s
+# trains with run.seed=s and evaluates with --seed s (the labelled 10% subset, the
+# hold-out split, the random init). Writes docs/RESULTS.md (mean and spread per protocol,
+# every seed's numbers) and docs/results/fmnist_val_zero_shot.png (validation zero-shot
+# accuracy over training), and prints the table.
+#
+#   scripts/compare.sh                  3 seeds (about an hour on 2 cores; builds lgd first)
+#   LGD_COMPARE_SEEDS="0 1 2 3 4"       other seeds
+#   LGD_COMPARE=tiny scripts/compare.sh every step at a tiny budget (the test suite runs this)
+#   LGD=path/to/lgd                     use that lgd: no set-up, no build
+#   LGD_COMPARE_OUT=DIR                 runs and evaluations (default runs/compare); a run or
+#                                       evaluation whose results exist there is reused, so an
+#                                       interrupted comparison continues; delete DIR to redo it
+#   LGD_COMPARE_DOCS=DIR                where RESULTS.md and results/ go (default docs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${LGD_COMPARE:-full}
+out=${LGD_COMPARE_OUT:-runs/compare}
+docs=${LGD_COMPARE_DOCS:-docs}
+t0=$SECONDS
+step() { printf '\n== [%d:%02d] %s\n' $(((SECONDS - t0) / 60)) $(((SECONDS - t0) % 60)) "$*"; }
+
+case "$mode" in
+  full)
+    seeds=${LGD_COMPARE_SEEDS:-0 1 2}
+    teacher=teachers/demo_fmnist
+    teacher_args=(--epochs 2)
+    train_args=(--set train.val_every_steps=39)
+    eval_args=(--subset 10) ;;
+  tiny)
+    seeds=${LGD_COMPARE_SEEDS:-0 1}
+    teacher=$out/teacher
+    teacher_args=(--epochs 1 --limit 1024)
+    train_args=(--set train.max_steps=4 --set data.batch_size=32 --set train.val_every=0
+                --set train.val_every_steps=2 --set train.log_every=1)
+    eval_args=(--subset 1) ;;
+  *) echo "compare.sh: LGD_COMPARE=$mode (expected full or tiny)" >&2; exit 2 ;;
+esac
+
+if [ -z "${LGD:-}" ]; then
+  step "installing what is missing (scripts/setup.sh)"
+  scripts/setup.sh
+  step "building lgd (scripts/build.sh --target lgd)"
+  scripts/build.sh --target lgd
+  LGD=${LGD_BUILD_DIR:-build}/src/cli/lgd
+fi
+threads=$(nproc)
+mkdir -p "$out"
+
+step "the demo teacher (reused when it exists)"
+/usr/bin/python3 scripts/make_demo_teacher.py -o "$teacher" --threads "$threads" "${teacher_args[@]}"
+
+# name and lgd train overrides of each trained method. SEED's queue is 4,096 keys: its
+# reference 65,536 is 5% of ImageNet, and 4,096 is 7% of these 60,000 images (a queue larger
+# than the data the run sees would be mostly the random keys it starts from).
+methods=(seed lgd_vis lgd_tex lgd)
+declare -A overrides=(
+  [seed]="method.name=seed method.queue_size=4096"
+  [lgd_vis]="method.name=lgd method.alpha=1"
+  [lgd_tex]="method.name=lgd method.alpha=0"
+  [lgd]="method.name=lgd method.alpha=0.5"
+)
+
+for s in $seeds; do
+  for m in "${methods[@]}"; do
+    run="$out/${m}_s$s"
+    if [ -f "$run/student.pth" ]; then
+      step "$m, seed $s: trained already ($run)"
+    else
+      step "$m, seed $s: lgd train (${overrides[$m]})"
+      sets=()
+      for kv in ${overrides[$m]}; do sets+=(--set "$kv"); done
+      "$LGD" train --config configs/demo/fashion_mnist_lgd.yaml --set run.output_dir="$out" \
+        --set run.name="${m}_s$s" --set run.seed="$s" --set run.threads="$threads" \
+        --set teacher.bundle="$teacher" "${sets[@]}" "${train_args[@]}"
+    fi
+    if [ ! -f "$out/eval_${m}_s$s/results.json" ]; then
+      step "$m, seed $s: lgd eval (linear-fast, kNN, zero-shot)"
+      "$LGD" eval --checkpoint "$run/checkpoints/last.ckpt" --protocol linear-fast,knn,zero-shot \
+        --seed "$s" --threads "$threads" "${eval_args[@]}" --out "$out/eval_${m}_s$s"
+    fi
+  done
+  if [ ! -f "$out/eval_random_s$s/results.json" ]; then
+    step "random-init, seed $s: lgd eval (linear-fast, kNN)"
+    "$LGD" eval --init random --arch mobilenet_v2 --seed "$s" --format idx \
+      --data /usr/share/datasets/fashion-mnist --image-size 32 --protocol linear-fast,knn \
+      --threads "$threads" "${eval_args[@]}" --out "$out/eval_random_s$s"
+  fi
+done
+
+step "report: $docs/RESULTS.md"
+# shellcheck disable=SC2086
+/usr/bin/python3 scripts/compare_report.py --runs "$out" --teacher "$teacher" --docs "$docs" \
+  --seeds $seeds --command "${LGD_COMPARE_COMMAND:-scripts/compare.sh}"
+printf '\nDone in %d:%02d.\n' $(((SECONDS - t0) / 60)) $(((SECONDS - t0) % 60))
