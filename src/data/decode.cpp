@@ -1,13 +1,15 @@
 #include "lgd/data/decode.h"
 
+#include <png.h>
 #include <turbojpeg.h>
 
 #include <cstring>
 #include <fstream>
+#include <utility>
+#ifdef LGD_WITH_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-#include <utility>
+#endif
 
 namespace lgd::data {
 namespace {
@@ -120,6 +122,29 @@ class JpegSource final : public ImageSource {
   int colorspace_ = 0;
 };
 
+// PNG through libpng's simplified API: any bit depth, palette or grey level to 8-bit RGB;
+// an alpha channel is dropped (as PIL's convert("RGB") and OpenCV's IMREAD_COLOR do).
+Image decode_png(const std::vector<std::uint8_t>& bytes, const std::string& name) {
+  png_image png;
+  std::memset(&png, 0, sizeof png);
+  png.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&png, bytes.data(), bytes.size()))
+    throw BadSample(name + ": corrupt PNG (" + png.message + ")");
+  png.format = PNG_FORMAT_RGBA;
+  const int w = static_cast<int>(png.width), h = static_cast<int>(png.height);
+  std::vector<std::uint8_t> rgba(PNG_IMAGE_SIZE(png));
+  if (!png_image_finish_read(&png, nullptr, rgba.data(), 0, nullptr)) {
+    const std::string message = png.message;
+    png_image_free(&png);
+    throw BadSample(name + ": corrupt or truncated PNG (" + message + ")");
+  }
+  Image out(w, h);
+  const std::size_t n = static_cast<std::size_t>(w) * static_cast<std::size_t>(h);
+  for (std::size_t i = 0; i < n; ++i) std::memcpy(&out.pixels[i * 3], &rgba[i * 4], 3);
+  return out;
+}
+
+#ifdef LGD_WITH_OPENCV
 Image decode_with_opencv(const std::vector<std::uint8_t>& bytes, const std::string& name) {
   cv::Mat bgr;
   try {
@@ -131,10 +156,18 @@ Image decode_with_opencv(const std::vector<std::uint8_t>& bytes, const std::stri
   }
   if (bgr.empty() || bgr.type() != CV_8UC3) throw BadSample(name + ": not a readable image");
   Image out(bgr.cols, bgr.rows);
-  cv::Mat rgb(bgr.rows, bgr.cols, CV_8UC3, out.pixels.data());
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  for (int y = 0; y < bgr.rows; ++y) {
+    const std::uint8_t* src = bgr.ptr<std::uint8_t>(y);
+    std::uint8_t* dst = &out.pixels[static_cast<std::size_t>(y) * bgr.cols * 3];
+    for (int x = 0; x < bgr.cols; ++x) {
+      dst[x * 3 + 0] = src[x * 3 + 2];
+      dst[x * 3 + 1] = src[x * 3 + 1];
+      dst[x * 3 + 2] = src[x * 3 + 0];
+    }
+  }
   return out;
 }
+#endif
 
 }  // namespace
 
@@ -147,7 +180,23 @@ std::unique_ptr<ImageSource> encoded_source(std::vector<std::uint8_t> bytes, std
   if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) {
     return std::make_unique<JpegSource>(std::move(bytes), std::move(name));
   }
+  static const std::uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (bytes.size() >= 8 && std::memcmp(bytes.data(), kPng, 8) == 0)
+    return std::make_unique<MemorySource>(decode_png(bytes, name));
+#ifdef LGD_WITH_OPENCV
   return std::make_unique<MemorySource>(decode_with_opencv(bytes, name));
+#else
+  throw BadSample(name + ": not a JPEG or PNG file (this lgd was built without OpenCV, which reads the "
+                  "other formats: rebuild with -DLGD_WITH_OPENCV=ON)");
+#endif
+}
+
+bool decodes_other_formats() {
+#ifdef LGD_WITH_OPENCV
+  return true;
+#else
+  return false;
+#endif
 }
 
 std::unique_ptr<ImageSource> file_source(const std::string& path) {

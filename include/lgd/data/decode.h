@@ -1,7 +1,9 @@
 #pragma once
 // Image decoding: libjpeg-turbo for JPEG (grey, YCbCr and CMYK, with DCT-domain reduction),
-// OpenCV for PNG, BMP, WebP and the rest. EXIF orientation is ignored, as torchvision's
-// PIL loader does; the result equals PIL's Image.open(path).convert("RGB").
+// libpng for PNG, and OpenCV, when lgd was built with it, for BMP, WebP, TIFF and the rest.
+// EXIF orientation is ignored, as torchvision's PIL loader does; the result equals PIL's
+// Image.open(path).convert("RGB") (for PNG, unless a gAMA chunk far from sRGB's asks libpng
+// to convert, which PIL ignores).
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -20,5 +22,8 @@ std::unique_ptr<ImageSource> file_source(const std::string& path);
 
 // Full-resolution decode of a file, for tools and tests.
 Image decode_file(const std::string& path);
+
+// Whether formats other than JPEG and PNG are read (lgd built with OpenCV).
+bool decodes_other_formats();
 
 }  // namespace lgd::data
