@@ -4,7 +4,7 @@ benchmarks: torchvision's ResNet-50 trunk + a linear projection to D (CLIP RN50 
 1024), a small text tower, and a SentencePiece tokenizer trained on the class names'
 prompts. Written through scripts/export_clip.py's export_bundle().
 
-    python3 scripts/bench/make_teacher.py OUT_DIR [--trunk resnet50] [--embed-dim 1024]
+    python3 scripts/bench/make_teacher.py OUT_DIR [--trunk resnet50|vit_b_32] [--embed-dim 1024]
         [--image-size 224] [--classnames configs/classnames/cifar10.txt]
 """
 import argparse
@@ -28,8 +28,12 @@ class BenchClip(torch.nn.Module):
     def __init__(self, trunk, embed_dim, vocab):
         super().__init__()
         net = getattr(torchvision.models, trunk)()
-        width = net.fc.in_features
-        net.fc = torch.nn.Identity()
+        if hasattr(net, "fc"):  # ResNets
+            width = net.fc.in_features
+            net.fc = torch.nn.Identity()
+        else:  # torchvision's ViTs (vit_b_32: CLIP ViT-B/32's trunk, width 768, embedding 512)
+            width = net.hidden_dim
+            net.heads = torch.nn.Identity()
         self.visual = net
         self.proj = torch.nn.Linear(width, embed_dim)
         self.embed = torch.nn.Embedding(vocab, 256)

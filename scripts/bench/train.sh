@@ -17,6 +17,6 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 "$LGD" --log-level warn bench train --config configs/bench/train_cpu.yaml --set teacher.bundle="$TEACHER" \
     --set run.threads="$THREADS" --set data.batch_size="$BATCH" --steps "$STEPS" --warmup 2 --json
 for vsb in loop vectorised; do
-  "$PY" scripts/bench/train_step.py --teacher "$TEACHER" --arch resnet18 --batch "$BATCH" --classes 10 \
+  "$PY" scripts/bench/reference_step.py --teacher "$TEACHER" --arch resnet18 --batch "$BATCH" --classes 10 \
       --threads "$THREADS" --steps "$STEPS" --warmup 2 --vsb "$vsb"
 done
