@@ -71,7 +71,7 @@ import json, sys
 teacher = json.load(open(sys.argv[1]))
 rows = [("random-init MobileNetV2", json.load(open(sys.argv[2]))), ("LGD MobileNetV2", json.load(open(sys.argv[3])))]
 subset = rows[1][1]["dataset"]["subset"]
-print(f"Fashion-MNIST test set (10,000 images), top-1 %; linear-fast and kNN learn from {subset} of the labels")
+print(f"Fashion-MNIST test set (10,000 images), top-1 %; linear-fast and kNN learn from a labelled subset ({subset})")
 print()
 print("| model | linear-fast | kNN | zero-shot |")
 print("| --- | ---: | ---: | ---: |")
