@@ -14,12 +14,14 @@
 #     --torch DIR      LibTorch's CMake prefix instead (default: PY's torch.utils.cmake_prefix_path,
 #                      else the system's LibTorch)
 #     --jobs N         parallel compile jobs (default: all cores)
+#     --cmake ARG      one more argument for CMake's configure step (repeatable), e.g.
+#                      --cmake -DLGD_WITH_OPENCV=OFF
 # then: ctest --test-dir build-offline            (every test; the gpu-labelled ones need CUDA)
 #       ctest --test-dir build-offline -L gpu     (the GPU tests alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deps=deps prefix= build_dir=build-offline python=python3 torch_dir= jobs=$(nproc)
-build_args=()
+build_args=() cmake_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --deps) deps=$2; shift 2 ;;
@@ -28,8 +30,9 @@ while [ $# -gt 0 ]; do
     --python) python=$2; shift 2 ;;
     --torch) torch_dir=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
+    --cmake) cmake_args+=("$2"); shift 2 ;;
     --) shift; build_args=("$@"); break ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build_offline.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -82,11 +85,10 @@ generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 rpath_flags="-Wl,--disable-new-dtags"
 cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DLGD_BUILD_TESTS=ON \
-  -DCMAKE_PREFIX_PATH="${torch_dir:+$torch_dir;}$prefix/usr;$arch_dir/cmake;$prefix/usr/share/cmake" \
+  -DCMAKE_PREFIX_PATH="$prefix/usr;$arch_dir/cmake;$prefix/usr/share/cmake${torch_dir:+;$torch_dir}" \
   -DCMAKE_LIBRARY_PATH="$arch_dir" -DCMAKE_INCLUDE_PATH="$prefix/usr/include" \
-  -DCMAKE_FIND_ROOT_PATH_MODE_PACKAGE=BOTH \
   -DCMAKE_EXE_LINKER_FLAGS="$rpath_flags" -DCMAKE_SHARED_LINKER_FLAGS="$rpath_flags" \
   -DCMAKE_MODULE_LINKER_FLAGS="$rpath_flags" \
-  -DLGD_PYTHON="$(command -v "$python")" -DLGD_DEPS_PREFIX="$prefix"
+  -DLGD_PYTHON="$(command -v "$python")" "${cmake_args[@]}"
 cmake --build "$build_dir" -j "$jobs" "${build_args[@]}"
 echo "build_offline.sh: built in $build_dir; run the tests with: ctest --test-dir $build_dir -j $jobs"
