@@ -51,8 +51,14 @@ def train_seconds(run):
     log = run / "train.log"
     if not log.exists():
         return None
-    m = re.search(r"done: \d+ steps in (\d+):(\d\d):(\d\d)", log.read_text())
-    return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) if m else None
+    # "done: N steps in M:SS" or "H:MM:SS" (core/progress.h's duration format)
+    m = re.search(r"done: \d+ steps in ([\d:]+)", log.read_text())
+    if not m:
+        return None
+    seconds = 0
+    for part in m[1].split(":"):
+        seconds = seconds * 60 + int(part)
+    return seconds
 
 
 def val_curve(run):
@@ -81,7 +87,9 @@ def main():
     for k, _, _ in METHODS:
         for s in seeds:
             res = load_json(runs / f"eval_{k}_s{s}" / "results.json")
-            subset = res["dataset"]["subset"]
+            # "10%/seed 0/6000 samples": the percentage and the sample count are the same for every seed
+            parts = res["dataset"]["subset"].split("/")
+            subset = f"{parts[0]} ({parts[-1]})" if len(parts) == 3 else res["dataset"]["subset"]
             for r in res["results"]:
                 if r["protocol"] in top1[k]:
                     top1[k][r["protocol"]].append(r["top1"])
