@@ -7,6 +7,8 @@
 #include "commands.h"
 #include "lgd/core/torch_compat.h"
 #include "lgd/core/version.h"
+#include "lgd/data/decode.h"
+#include "lgd/dist/process_group.h"
 #include "lgd/models/architectures.h"
 #include "lgd/models/student.h"
 
@@ -20,8 +22,12 @@ void add_info_command(CLI::App& app, Commands& commands) {
          std::printf("lgd %s, LibTorch %s\n", version(), torch_version().c_str());
          std::printf("CUDA: %s", compat::cuda_available() ? "available" : "not available");
          if (compat::cuda_available()) std::printf(" (%d device(s))", compat::cuda_device_count());
-         std::printf("\nCPU threads: %d intra-op (of %u hardware threads)\n\n",
+         std::printf("\nCPU threads: %d intra-op (of %u hardware threads)\n",
                      torch::get_num_threads(), std::thread::hardware_concurrency());
+         std::printf("Process groups: gloo%s\n", dist::nccl_available() ? ", nccl" : "");
+         std::printf("Image formats: JPEG, PNG%s\n\n",
+                     data::decodes_other_formats() ? " and OpenCV's others (BMP, WebP, TIFF, ...)"
+                                                   : " (built without OpenCV)");
          std::printf("%-20s %14s %16s %9s\n", "student", "backbone params", "with fc (1000)",
                      "feature F");
          for (const auto& a : models::architectures()) {

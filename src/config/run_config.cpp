@@ -121,6 +121,13 @@ FieldSet describe(RunConfig& c) {
   f.add("train.max_nonfinite", &c.train.max_nonfinite,
         "Stop after this many consecutive steps with a NaN or Inf loss (each is skipped).")
       .at_least(1);
+  f.add("train.nonfinite_check", &c.train.nonfinite_check,
+        "How a NaN or Inf loss is caught. step: read on the host after every micro-batch (one "
+        "device synchronisation each). deferred: the step is skipped on the device (parameters, "
+        "momentum and bank unchanged) and the counts are read at log, checkpoint and validation "
+        "steps, so the device never waits for the host; a stop signal is then also acted on there "
+        "when several processes run. auto: deferred on CUDA, step on a CPU.")
+      .one_of({"auto", "step", "deferred"});
 
   f.add("dist.backend", &c.dist.backend,
         "Collective backend of a multi-process run; auto: nccl on CUDA, gloo on CPU.")

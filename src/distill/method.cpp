@@ -61,11 +61,12 @@ class LgdMethod final : public Method {
     p.loss = options_.alpha * p.loss_vis + (1.0 - options_.alpha) * p.loss_tex;
     return p;
   }
-  void update(const torch::Tensor& global_keys, const torch::Tensor& global_classes) override {
+  void update(const torch::Tensor& global_keys, const torch::Tensor& global_classes,
+              const torch::Tensor& apply) override {
     if (global_classes.defined())
-      vsb_.update_assigned(global_keys, global_classes);
+      vsb_.update_assigned(global_keys, global_classes, apply);
     else
-      vsb_.update(global_keys, tsb_);
+      vsb_.update_assigned(global_keys, VisualSemanticsBank::assign(global_keys, tsb_), apply);
   }
   std::map<std::string, torch::Tensor> metrics() const override {
     return {{"vsb_initialised", vsb_.initialised_fraction()}};
@@ -86,7 +87,7 @@ class LgdMethod final : public Method {
 class SeedMethod final : public Method {
  public:
   SeedMethod(const MethodOptions& o, std::int64_t dim, std::uint64_t seed)
-      : options_(o), queue_(random_unit_rows(o.queue_size, dim, seed)) {}
+      : options_(o), queue_(random_unit_rows(o.queue_size, dim, seed)), ptr_(torch::zeros({}, torch::kInt64)) {}
   const std::string& name() const override { return options_.name; }
 
   LossParts loss(const torch::Tensor& s, const torch::Tensor& t) const override {
@@ -95,33 +96,43 @@ class SeedMethod final : public Method {
     p.loss = p.loss_vis;
     return p;
   }
-  void update(const torch::Tensor& global_keys, const torch::Tensor&) override {
+  void update(const torch::Tensor& global_keys, const torch::Tensor&, const torch::Tensor& apply) override {
+    torch::NoGradGuard no_grad;
     const std::int64_t k = queue_.size(0);
     auto keys = global_keys.detach().to(queue_.dtype());
     if (keys.size(0) > k) keys = keys.slice(0, keys.size(0) - k);
     const std::int64_t n = keys.size(0);
-    // FIFO: rows ptr .. ptr + n - 1 (mod K) take the newest keys; the pointer lives on the
-    // host, so this needs no synchronisation.
-    auto rows = torch::arange(ptr_, ptr_ + n, torch::TensorOptions().dtype(torch::kInt64).device(queue_.device()))
-                    .remainder(k);
+    // FIFO: rows ptr .. ptr + n - 1 (mod K) take the newest keys; the pointer is a tensor on
+    // the queue's device, so this needs no host synchronisation.
+    const auto rows =
+        (torch::arange(n, torch::TensorOptions().dtype(torch::kInt64).device(queue_.device())) + ptr_).remainder(k);
+    const auto next = (ptr_ + n).remainder(k);
+    if (apply.defined()) {
+      keys = torch::where(apply, keys, queue_.index_select(0, rows));
+      ptr_.copy_(torch::where(apply, next, ptr_));
+    } else {
+      ptr_.copy_(next);
+    }
     queue_.index_copy_(0, rows, keys);
-    ptr_ = (ptr_ + n) % k;
   }
   std::map<std::string, torch::Tensor> metrics() const override { return {}; }
-  void to(const torch::Device& device) override { queue_ = queue_.to(device); }
+  void to(const torch::Device& device) override {
+    queue_ = queue_.to(device);
+    ptr_ = ptr_.to(device);
+  }
   std::map<std::string, torch::Tensor> state() const override {
-    return {{"seed.queue", queue_}, {"seed.ptr", torch::tensor(ptr_, torch::kInt64)}};
+    return {{"seed.queue", queue_}, {"seed.ptr", ptr_}};
   }
   void load_state(const std::map<std::string, torch::Tensor>& state) override {
     check_keys(state, {"seed.queue", "seed.ptr"});
     queue_.copy_(require(state, "seed.queue", queue_));
-    ptr_ = require(state, "seed.ptr", torch::tensor(std::int64_t{0})).item<std::int64_t>();
+    ptr_.copy_(require(state, "seed.ptr", ptr_));
   }
 
  private:
   MethodOptions options_;
   torch::Tensor queue_;  // [K, D]
-  std::int64_t ptr_ = 0;
+  torch::Tensor ptr_;    // int64, 0-dim: the next row to write
 };
 
 }  // namespace
@@ -153,7 +164,8 @@ void VisualSemanticsBank::update(const torch::Tensor& keys, const torch::Tensor&
   update_assigned(k, assign(k, tsb));
 }
 
-void VisualSemanticsBank::update_assigned(const torch::Tensor& keys, const torch::Tensor& classes) {
+void VisualSemanticsBank::update_assigned(const torch::Tensor& keys, const torch::Tensor& classes,
+                                          const torch::Tensor& apply) {
   torch::NoGradGuard no_grad;
   const std::int64_t C = rows_.size(0);
   const auto k = keys.detach().to(rows_.scalar_type());
@@ -167,8 +179,14 @@ void VisualSemanticsBank::update_assigned(const torch::Tensor& keys, const torch
   // m Q_c + (1 - m) z_c for an initialised one.
   const auto was = initialised_.index_select(0, classes).to(rows_.scalar_type());  // [N]
   const auto add = (1.0 - was * momentum_) / counts.index_select(0, classes);
-  rows_.index_add_(0, classes, (k - rows_.index_select(0, classes)).mul_(add.unsqueeze(1)));
-  initialised_.index_fill_(0, classes, true);
+  auto delta = (k - rows_.index_select(0, classes)).mul_(add.unsqueeze(1));
+  if (!apply.defined()) {
+    rows_.index_add_(0, classes, delta);
+    initialised_.index_fill_(0, classes, true);
+    return;
+  }
+  rows_.index_add_(0, classes, torch::where(apply, delta, torch::zeros_like(delta)));
+  initialised_.index_put_({classes}, initialised_.index_select(0, classes).logical_or(apply));
 }
 
 torch::Tensor VisualSemanticsBank::initialised_fraction() const {

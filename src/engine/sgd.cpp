@@ -16,7 +16,7 @@ Sgd::Sgd(models::NamedTensors params, SgdOptions options)
   for (const auto& [name, p] : params_) buffers_.push_back(torch::zeros_like(p));
 }
 
-void Sgd::step(double lr) {
+void Sgd::step(double lr, const torch::Tensor& apply) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> ps, gs, bs;
   for (std::size_t i = 0; i < params_.size(); ++i) {
@@ -31,6 +31,17 @@ void Sgd::step(double lr) {
   std::vector<torch::Tensor> d = options_.weight_decay != 0
                                      ? at::_foreach_add(gs, ps, options_.weight_decay)
                                      : gs;
+  if (apply.defined()) {
+    // The same arithmetic out of place, then kept only where `apply` holds.
+    if (options_.momentum != 0) {
+      auto nb = at::_foreach_add(at::_foreach_mul(bs, options_.momentum), d, 1.0);
+      d = options_.nesterov ? at::_foreach_add(d, nb, options_.momentum) : nb;
+      for (std::size_t i = 0; i < bs.size(); ++i) bs[i].copy_(torch::where(apply, nb[i], bs[i]));
+    }
+    const auto np = at::_foreach_add(ps, d, -lr);
+    for (std::size_t i = 0; i < ps.size(); ++i) ps[i].copy_(torch::where(apply, np[i], ps[i]));
+    return;
+  }
   if (options_.momentum != 0) {
     at::_foreach_mul_(bs, options_.momentum);
     at::_foreach_add_(bs, d, 1.0);

@@ -2,6 +2,7 @@
 
 #include "trainer_state.h"
 
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -90,7 +91,8 @@ class StopSignals {
 
 namespace detail {
 
-bool TrainerState::forward_backward(const torch::Tensor& x, distill::LossParts& parts, torch::Tensor& keys, Phases* phases) {
+bool TrainerState::forward_backward(const torch::Tensor& x, distill::LossParts& parts, torch::Tensor& keys, Phases* phases,
+                                    torch::Tensor* finite) {
   auto mark = [&](double& slot) {
     if (!phases) return;
     if (cuda) torch::cuda::synchronize(device.index());
@@ -111,9 +113,13 @@ bool TrainerState::forward_backward(const torch::Tensor& x, distill::LossParts& 
   }
   s = l2_normalize(s.to(torch::kFloat32));
   parts = method->loss(s, t);
-  // One host synchronisation per micro-batch. It also guarantees that the non-blocking copy
-  // of the pinned batch has completed before the loader may reuse that buffer.
-  if (!parts.loss.isfinite().item<bool>()) return false;
+  if (finite) {
+    *finite = parts.loss.isfinite();
+  } else if (!parts.loss.isfinite().item<bool>()) {
+    // One host synchronisation per micro-batch. It also guarantees that the non-blocking
+    // copy of the pinned batch has completed before the loader may reuse that buffer.
+    return false;
+  }
   auto loss = parts.loss / static_cast<double>(cfg.optim.accumulate);
   if (scaler) loss = loss * scaler->scale.squeeze();
   loss.backward();
@@ -122,23 +128,75 @@ bool TrainerState::forward_backward(const torch::Tensor& x, distill::LossParts& 
   return true;
 }
 
-void TrainerState::update_method(const std::vector<torch::Tensor>& keys, const std::vector<torch::Tensor>& classes) {
+void TrainerState::update_method(const std::vector<torch::Tensor>& keys, const std::vector<torch::Tensor>& classes,
+                                 const torch::Tensor& apply) {
   if (keys.empty()) return;
   const auto k = keys.size() == 1 ? keys[0] : torch::cat(keys);
   torch::Tensor c;
   if (classes.size() == keys.size()) c = classes.size() == 1 ? classes[0] : torch::cat(classes);
-  method->update(collective->all_gather_cat(k), c.defined() ? collective->all_gather_cat(c) : torch::Tensor());
+  method->update(collective->all_gather_cat(k), c.defined() ? collective->all_gather_cat(c) : torch::Tensor(),
+                 apply);
 }
 
-bool TrainerState::optimizer_step(double lr, torch::Tensor* grad_norm) {
+bool TrainerState::optimizer_step(double lr, torch::Tensor* grad_norm, torch::Tensor* apply) {
   auto grads = optimizer->grads();
-  if (scaler && !scaler->unscale_and_update(grads)) return false;
-  if (cfg.optim.clip_grad > 0 || grad_norm) {
-    auto norm = optimizer->clip_grad_norm(cfg.optim.clip_grad);
-    if (grad_norm) *grad_norm = norm;
+  if (scaler) {
+    const auto found_inf = scaler->unscale_and_update(grads);
+    if (apply)
+      *apply = apply->logical_and(found_inf.squeeze() == 0);
+    else if (found_inf.item<float>() > 0)
+      return false;
   }
-  optimizer->step(lr);
+  torch::Tensor norm;
+  if (cfg.optim.clip_grad > 0 || grad_norm || apply) norm = optimizer->clip_grad_norm(cfg.optim.clip_grad);
+  if (apply) {
+    // A NaN or Inf anywhere in the gradients makes their norm non-finite.
+    *apply = apply->logical_and(norm.isfinite());
+    norm = torch::where(*apply, norm, torch::zeros_like(norm));
+  }
+  if (grad_norm) *grad_norm = norm;
+  optimizer->step(lr, apply ? *apply : torch::Tensor());
   return true;
+}
+
+void TrainerState::count_nonfinite(const torch::Tensor& apply) {
+  const auto skipped = apply.logical_not().to(torch::kInt64);
+  nonfinite_total_dev.add_(skipped);
+  nonfinite_run_dev.add_(1).mul_(skipped);
+}
+
+void TrainerState::check_nonfinite() {
+  if (!deferred) return;
+  const auto counts = torch::stack({nonfinite_total_dev, nonfinite_run_dev}).cpu();
+  const std::int64_t total = counts[0].item<std::int64_t>(), run = counts[1].item<std::int64_t>();
+  if (total > nonfinite_total) {
+    clear_progress();
+    spdlog::warn("[train] up to step {}: {} step(s) with a NaN or Inf loss skipped ({} in a row now, {} in all)",
+                 global_step, total - nonfinite_total, run, total);
+  }
+  nonfinite_total = total;
+  nonfinite_run = run;
+  if (run >= cfg.train.max_nonfinite) throw nonfinite_stop();
+}
+
+Error TrainerState::nonfinite_stop() const {
+  return Error("the loss was NaN or Inf for " + std::to_string(nonfinite_run) +
+               " steps in a row (train.max_nonfinite) up to step " + std::to_string(global_step) +
+               "; stopped without writing a checkpoint (check optim.lr and the method's temperatures; the last "
+               "checkpoint is in " + checkpoints->dir() + ")");
+}
+
+void TrainerState::hold_until_copied(const torch::Tensor& pinned) {
+  if (!cuda || !pinned.is_pinned()) return;
+  c10::Event copied(c10::DeviceType::CUDA);
+  copied.record(c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(device));
+  in_flight.emplace_back(pinned, std::move(copied));
+  // The device runs at most about one step behind: waiting for the copy two batches back
+  // costs nothing in the steady state and bounds the pinned memory held.
+  while (in_flight.size() > 2) {
+    while (!in_flight.front().second.query()) std::this_thread::yield();
+    in_flight.pop_front();
+  }
 }
 
 torch::Tensor TrainerState::model_input(const torch::Tensor& images) const {
@@ -275,11 +333,18 @@ int Trainer::run() {
   auto& m = *impl_;
   const auto& cfg = m.cfg;
   StopSignals signals;
+  const auto& check = cfg.train.nonfinite_check;
+  m.deferred = check == "deferred" || (check == "auto" && m.cuda);
+  if (m.deferred) {
+    const auto o = torch::TensorOptions().dtype(torch::kInt64).device(m.device);
+    m.nonfinite_total_dev = torch::full({}, m.nonfinite_total, o);
+    m.nonfinite_run_dev = torch::full({}, m.nonfinite_run, o);
+  }
   const auto started = Clock::now();
   const std::int64_t first_step = m.global_step;
 
   // Metrics accumulated on the device between log lines (no host synchronisation per step).
-  torch::Tensor sum_loss, sum_vis, sum_tex, sum_norm;
+  torch::Tensor sum_loss, sum_vis, sum_tex, sum_norm, micro_count;
   std::int64_t logged_micro = 0, logged_steps = 0, logged_images = 0, logged_bad = 0;
   double data_wait = 0;
   auto log_started = Clock::now();
@@ -319,6 +384,7 @@ int Trainer::run() {
         if (int sig = StopSignals::pending()) return stop(sig);
       const double lr = m.schedule->lr(m.global_step);
       bool finite = true;
+      torch::Tensor apply;  // deferred checks: "every micro-batch's loss was finite", on the device
       std::vector<torch::Tensor> keys, classes;
       for (std::int64_t micro = 0; micro < accumulate; ++micro) {
         // The generator (stochastic depth, dropout) follows the micro-batch's shard, so
@@ -334,61 +400,94 @@ int Trainer::run() {
         if (!finite) continue;
         if (micro == accumulate - 1) m.grad_sync->arm();
         distill::LossParts parts;
-        torch::Tensor t;
-        if (!m.forward_backward(m.model_input(batch->images), parts, t, nullptr)) {
+        torch::Tensor t, micro_finite;
+        const auto x = m.model_input(batch->images);
+        if (m.deferred) m.hold_until_copied(batch->images);
+        if (!m.forward_backward(x, parts, t, nullptr, m.deferred ? &micro_finite : nullptr)) {
           finite = false;
           continue;
         }
         keys.push_back(t);
         if (parts.classes.defined()) classes.push_back(parts.classes);
-        const auto add = [](torch::Tensor& acc, const torch::Tensor& v) {
+        // Deferred, a non-finite micro-batch adds nothing to the logged sums.
+        const auto add = [&](torch::Tensor& acc, const torch::Tensor& v) {
           if (!v.defined()) return;
-          acc = acc.defined() ? acc + v.detach() : v.detach().clone();
+          auto value = v.detach();
+          if (micro_finite.defined()) value = torch::where(micro_finite, value, torch::zeros_like(value));
+          acc = acc.defined() ? acc + value : value.clone();
         };
         add(sum_loss, parts.loss);
         add(sum_vis, parts.loss_vis);
         add(sum_tex, parts.loss_tex);
-        ++logged_micro;
+        if (micro_finite.defined()) {
+          add(micro_count, torch::ones({}, torch::TensorOptions().dtype(torch::kFloat64).device(m.device)));
+          apply = apply.defined() ? apply.logical_and(micro_finite) : micro_finite;
+        } else {
+          ++logged_micro;
+        }
       }
-      // Gradients averaged over ranks (every rank, every step, whatever its loss was), then
-      // one small all-reduce: did any rank see a non-finite loss or a stop signal?
+      // Gradients averaged over ranks (every rank, every step, whatever its loss was).
       m.grad_sync->finish();
       int stop_signal = 0;
-      if (m.multi()) {
-        auto flags = torch::tensor({finite ? 0.0 : 1.0, static_cast<double>(StopSignals::pending())}, torch::kFloat64);
-        m.collective->all_reduce(flags, distill::Reduce::kMax);
-        finite = flags[0].item<double>() == 0;
-        stop_signal = static_cast<int>(flags[1].item<double>());
-      }
-      if (finite) {
-        m.update_method(keys, classes);
+      const bool log_now = m.global_step + 1 == m.total_steps || (m.global_step + 1) % cfg.train.log_every == 0;
+      const bool save_now = cfg.train.checkpoint_every > 0 && (m.global_step + 1) % cfg.train.checkpoint_every == 0;
+      if (m.deferred) {
+        // The ranks agree on `apply` on the device (no host read); the optimiser step and the
+        // bank update take effect only where it holds. Stop signals are agreed on at the
+        // steps where the host reads anyway (log, checkpoint and epoch ends).
+        if (m.multi()) {
+          auto bad = apply.logical_not().to(torch::kFloat32);
+          m.collective->all_reduce(bad, distill::Reduce::kMax);
+          apply = bad == 0;
+        }
         torch::Tensor norm;
-        m.optimizer_step(lr, &norm);
-        if (norm.defined()) sum_norm = sum_norm.defined() ? sum_norm + norm : norm.clone();
-        m.nonfinite_run = 0;
+        m.optimizer_step(lr, &norm, &apply);
+        m.update_method(keys, classes, apply);
+        m.count_nonfinite(apply);
+        sum_norm = sum_norm.defined() ? sum_norm + norm : norm.clone();
+        if (m.multi() && (log_now || save_now || m.step_in_epoch + 1 == m.steps_per_epoch)) {
+          auto flag = torch::tensor({static_cast<double>(StopSignals::pending())}, torch::kFloat64);
+          m.collective->all_reduce(flag, distill::Reduce::kMax);
+          stop_signal = static_cast<int>(flag[0].item<double>());
+        }
       } else {
-        ++m.nonfinite_total;
-        ++m.nonfinite_run;
-        m.clear_progress();
-        spdlog::warn("[train] step {}: the loss is NaN or Inf; step skipped ({} in a row, {} in all)",
-                     m.global_step, m.nonfinite_run, m.nonfinite_total);
-        if (m.nonfinite_run >= cfg.train.max_nonfinite)
-          throw Error("the loss was NaN or Inf for " + std::to_string(m.nonfinite_run) +
-                      " steps in a row (train.max_nonfinite) up to step " + std::to_string(m.global_step) +
-                      "; stopped without writing a checkpoint (check optim.lr and the method's "
-                      "temperatures; the last checkpoint is in " + m.checkpoints->dir() + ")");
+        // One small all-reduce: did any rank see a non-finite loss or a stop signal?
+        if (m.multi()) {
+          auto flags = torch::tensor({finite ? 0.0 : 1.0, static_cast<double>(StopSignals::pending())}, torch::kFloat64);
+          m.collective->all_reduce(flags, distill::Reduce::kMax);
+          finite = flags[0].item<double>() == 0;
+          stop_signal = static_cast<int>(flags[1].item<double>());
+        }
+        if (finite) {
+          m.update_method(keys, classes);
+          torch::Tensor norm;
+          m.optimizer_step(lr, &norm);
+          if (norm.defined()) sum_norm = sum_norm.defined() ? sum_norm + norm : norm.clone();
+          m.nonfinite_run = 0;
+        } else {
+          ++m.nonfinite_total;
+          ++m.nonfinite_run;
+          m.clear_progress();
+          spdlog::warn("[train] step {}: the loss is NaN or Inf; step skipped ({} in a row, {} in all)",
+                       m.global_step, m.nonfinite_run, m.nonfinite_total);
+          if (m.nonfinite_run >= cfg.train.max_nonfinite) throw m.nonfinite_stop();
+        }
       }
       m.optimizer->zero_grad();
       ++m.global_step;
       ++m.step_in_epoch;
       ++logged_steps;
 
-      const bool log_now = m.global_step % cfg.train.log_every == 0 || m.global_step == m.total_steps;
+      if (log_now) m.check_nonfinite();
       if (log_now || (m.tty && seconds_since(last_progress) > 0.25)) {
         const double elapsed = seconds_since(started);
         const double per_step = elapsed / static_cast<double>(m.global_step - first_step);
         const double eta = per_step * static_cast<double>(m.total_steps - m.global_step);
         if (log_now) {
+          if (micro_count.defined()) {  // deferred checks: the finite micro-batches, counted on the device
+            logged_micro = static_cast<std::int64_t>(micro_count.item<double>());
+            micro_count = torch::Tensor();
+          }
           const double interval = seconds_since(log_started);
           if (m.multi()) {
             // Losses averaged over every rank's micro-batches.

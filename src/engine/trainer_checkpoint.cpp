@@ -73,6 +73,7 @@ torch::Tensor TrainerState::fingerprint() const {
 }
 
 void TrainerState::save(bool periodic) {
+  check_nonfinite();  // deferred checks: never a checkpoint past a streak that stops the run
   Checkpoint c = make_checkpoint();
   torch::Tensor finite_t = torch::ones({}, torch::kBool);
   for (const auto& [k, v] : c.tensors)

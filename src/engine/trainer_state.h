@@ -3,10 +3,12 @@
 // trainer_setup.cpp (set-up from the config), trainer_checkpoint.cpp (checkpoints and
 // resume), trainer.cpp (the step, validation, Trainer::run, bench_train). Private to
 // src/engine.
+#include <c10/core/Event.h>
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -42,13 +44,13 @@ struct LossScaler {
   explicit LossScaler(const torch::Device& device)
       : scale(torch::full({1}, 65536.0, torch::TensorOptions().dtype(torch::kFloat32).device(device))),
         growth(torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt32).device(device))) {}
-  // Unscales the gradients in place; false (and a smaller scale) when one is not finite.
-  bool unscale_and_update(std::vector<torch::Tensor> grads) {
+  // Unscales the gradients in place and updates the scale, on the device; returns found_inf
+  // ([1], > 0 when a gradient was not finite: the step must be skipped).
+  torch::Tensor unscale_and_update(std::vector<torch::Tensor> grads) {
     auto found_inf = torch::zeros({1}, scale.options());
     at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf, scale.reciprocal());
-    const bool overflow = found_inf.item<float>() > 0;
     at::_amp_update_scale_(scale, growth, found_inf, 2.0, 0.5, 2000);
-    return !overflow;
+    return found_inf;
   }
 };
 
@@ -88,6 +90,14 @@ struct TrainerState {
   std::int64_t epoch = 0, step_in_epoch = 0, global_step = 0;
   std::int64_t nonfinite_total = 0, nonfinite_run = 0;
   std::optional<double> teacher_val_top1;
+
+  // train.nonfinite_check: deferred (no host synchronisation in the step) or per step.
+  // Deferred, the two counts live on the device and check_nonfinite() reads them.
+  bool deferred = false;
+  torch::Tensor nonfinite_total_dev, nonfinite_run_dev;
+  // Deferred on CUDA: pinned batches whose copy to the device may still be in flight, held
+  // so that the loader does not reuse their memory before the copy is done.
+  std::deque<std::pair<torch::Tensor, c10::Event>> in_flight;
 
   std::unique_ptr<CheckpointDir> checkpoints;
   std::unique_ptr<MetricsLog> metrics;
@@ -147,19 +157,36 @@ struct TrainerState {
 
   // ---- the step ----
 
-  // Forward both models on x, the loss, and, when it is finite, backward; `keys` gets the
-  // teacher's normalised embeddings for the method's update after the step's last
-  // micro-batch. False for a non-finite loss (nothing changed).
-  bool forward_backward(const torch::Tensor& x, distill::LossParts& parts, torch::Tensor& keys, Phases* phases);
+  // Forward both models on x, the loss, and backward; `keys` gets the teacher's normalised
+  // embeddings for the method's update after the step's last micro-batch. Per-step checks
+  // (finite == nullptr): the loss is read on the host first and a non-finite one returns
+  // false with nothing changed. Deferred (finite != nullptr): no host read; *finite gets the
+  // loss's finiteness as a 0-dim bool on the device and backward always runs.
+  bool forward_backward(const torch::Tensor& x, distill::LossParts& parts, torch::Tensor& keys, Phases* phases,
+                        torch::Tensor* finite = nullptr);
 
   // The method's update (VSB / queue) with the keys of the whole global batch, in the order
-  // rank 0's micro-batches, rank 1's, ..., the same on every rank.
-  void update_method(const std::vector<torch::Tensor>& keys, const std::vector<torch::Tensor>& classes);
+  // rank 0's micro-batches, rank 1's, ..., the same on every rank; `apply` as in
+  // Method::update.
+  void update_method(const std::vector<torch::Tensor>& keys, const std::vector<torch::Tensor>& classes,
+                     const torch::Tensor& apply = {});
 
   // Unscales (fp16), clips and steps, on gradients already averaged over ranks
-  // (grad_sync->finish()). False when an fp16 gradient overflowed (the step is skipped, as
-  // GradScaler does).
-  bool optimizer_step(double lr, torch::Tensor* grad_norm);
+  // (grad_sync->finish()). Per-step checks (apply == nullptr): false when an fp16 gradient
+  // overflowed (the step is skipped, as GradScaler does). Deferred: *apply (0-dim bool on
+  // the device) is and-ed with "no overflow and a finite gradient norm" and the step is
+  // applied only where it holds; returns true.
+  bool optimizer_step(double lr, torch::Tensor* grad_norm, torch::Tensor* apply = nullptr);
+
+  // Deferred checks: count a step as skipped on the device unless `apply` holds.
+  void count_nonfinite(const torch::Tensor& apply);
+  // Deferred checks: read the counts (one synchronisation), warn about skipped steps, and
+  // stop the run as the per-step check does once train.max_nonfinite were in a row.
+  void check_nonfinite();
+  // The error that stops a run after train.max_nonfinite skipped steps in a row.
+  Error nonfinite_stop() const;
+  // Deferred checks on CUDA: keep a pinned batch until its copy to the device is done.
+  void hold_until_copied(const torch::Tensor& pinned);
 
   torch::Tensor model_input(const torch::Tensor& images) const;
 

@@ -42,6 +42,18 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Writes w x h pixels in libpng's simplified-API `format` (PNG_FORMAT_RGB, _RGBA, _GRAY, ...).
+inline void write_png(const std::string& path, int w, int h, std::uint32_t format, const std::vector<std::uint8_t>& px) {
+  png_image png;
+  std::memset(&png, 0, sizeof png);
+  png.version = PNG_IMAGE_VERSION;
+  png.width = static_cast<png_uint_32>(w);
+  png.height = static_cast<png_uint_32>(h);
+  png.format = format;
+  if (!png_image_write_to_file(&png, path.c_str(), 0, px.data(), 0, nullptr))
+    throw std::runtime_error("cannot write " + path + ": " + png.message);
+}
+
 // Writes w x h RGB pixels as JPEG (quality 95, 4:2:0, as OpenCV's default) or PNG by the
 // extension; other extensions need OpenCV (LGD_TEST_WITH_OPENCV).
 inline void write_rgb(const std::string& path, int w, int h, const std::vector<std::uint8_t>& rgb) {
@@ -58,14 +70,7 @@ inline void write_rgb(const std::string& path, int w, int h, const std::vector<s
     std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(jpeg), static_cast<std::streamsize>(size));
     tjFree(jpeg);
   } else if (ext == ".png") {
-    png_image png;
-    std::memset(&png, 0, sizeof png);
-    png.version = PNG_IMAGE_VERSION;
-    png.width = static_cast<png_uint_32>(w);
-    png.height = static_cast<png_uint_32>(h);
-    png.format = PNG_FORMAT_RGB;
-    if (!png_image_write_to_file(&png, path.c_str(), 0, rgb.data(), 0, nullptr))
-      throw std::runtime_error("cannot write " + path + ": " + png.message);
+    write_png(path, w, h, PNG_FORMAT_RGB, rgb);
   } else {
 #ifdef LGD_TEST_WITH_OPENCV
     cv::Mat m(h, w, CV_8UC3);

@@ -81,17 +81,8 @@ TEST(ImageFolder, SortsClassesAndFilesLikeTorchvisionAndReadsEachFormat) {
 // PIL's convert("RGB") does; a truncated file is a BadSample naming it.
 TEST(Decode, PngColourTypesAlphaAndTruncation) {
   TempDir dir("png");
-  auto write = [&](const std::string& name, std::uint32_t format, const std::vector<std::uint8_t>& px, int w, int h) {
-    png_image png;
-    std::memset(&png, 0, sizeof png);
-    png.version = PNG_IMAGE_VERSION;
-    png.width = static_cast<png_uint_32>(w);
-    png.height = static_cast<png_uint_32>(h);
-    png.format = format;
-    ASSERT_TRUE(png_image_write_to_file(&png, (dir / name).c_str(), 0, px.data(), 0, nullptr)) << png.message;
-  };
-  write("rgba.png", PNG_FORMAT_RGBA, {10, 20, 30, 0, 40, 50, 60, 128, 70, 80, 90, 255}, 3, 1);
-  write("grey.png", PNG_FORMAT_GRAY, {0, 77, 200, 255}, 2, 2);
+  lgd::testing::write_png(dir / "rgba.png", 3, 1, PNG_FORMAT_RGBA, {10, 20, 30, 0, 40, 50, 60, 128, 70, 80, 90, 255});
+  lgd::testing::write_png(dir / "grey.png", 2, 2, PNG_FORMAT_GRAY, {0, 77, 200, 255});
   auto rgba = lgd::data::decode_file(dir / "rgba.png");
   ASSERT_EQ(rgba.width, 3);
   EXPECT_EQ(rgba.pixels, (std::vector<std::uint8_t>{10, 20, 30, 40, 50, 60, 70, 80, 90}));

@@ -213,6 +213,16 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2, v
     term, _ = read_safetensors(term_ckpt)
     same_tensors("SIGTERM + resumed run ends bit-identical", final, term)
 
+    # 3b. Deferred non-finite checks (the step never waits for the host, as on CUDA): the same
+    #     run, stopped at step 9 and resumed, ends with the same weights and losses bit for bit.
+    deferred_args = ["--set", "run.name=deferred", "--set", "train.nonfinite_check=deferred"]
+    run(LGD, "train", "--config", config, *deferred_args, "--set", "train.max_steps=9")
+    run(LGD, "train", "--config", config, *deferred_args)
+    deferred, _ = read_safetensors(runs / "deferred" / "checkpoints" / "last.ckpt")
+    same_tensors("deferred checks (stopped at step 9, resumed): bit-identical to per-step checks", final, deferred)
+    losses = [r["loss"] for r in metrics(runs / "deferred") if r["kind"] == "train"]
+    check("deferred checks: the same logged losses", losses == [r["loss"] for r in train], f"{losses[:3]} ...")
+
     # 4. Non-finite loss: a teacher temperature whose inverse overflows float32.
     done = run(LGD, "train", "--config", config, "--set", "run.name=nan", "--set", "method.teacher_temp=1e-40",
                "--set", "train.max_nonfinite=3", check_rc=False)
@@ -221,6 +231,14 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2, v
     check("NaN guard: skips, then stops with one clear line and no checkpoint",
           done.returncode == 1 and "NaN or Inf for 3 steps in a row" in lines[-1] and lines[-1].startswith("lgd: error:")
           and sum("step skipped" in l for l in lines) == 3 and not nan_ckpts, lines[-1] if lines else "")
+    done = run(LGD, "train", "--config", config, "--set", "run.name=nan_deferred", "--set", "method.teacher_temp=1e-40",
+               "--set", "train.max_nonfinite=3", "--set", "train.nonfinite_check=deferred", check_rc=False)
+    lines = done.stderr.strip().splitlines()
+    nan_ckpts = list((runs / "nan_deferred" / "checkpoints").glob("*.ckpt"))
+    check("deferred NaN guard: skipped on the device, read at each log step, then the same stop",
+          done.returncode == 1 and "NaN or Inf for 3 steps in a row" in lines[-1] and lines[-1].startswith("lgd: error:")
+          and sum("with a NaN or Inf loss skipped" in l for l in lines) == 3 and not nan_ckpts,
+          "\n".join(lines[-4:]))
 
     # 5. Bad input.
     done = run(LGD, "train", "--config", config, "--set", "run.name=whole", "--set", "student.arch=resnet34",

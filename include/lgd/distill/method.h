@@ -43,7 +43,10 @@ class VisualSemanticsBank {
   // The two halves of update(): the class of each key (argmax of keys @ tsb), and the
   // per-class means and momentum step given those classes (int64 [N]).
   static torch::Tensor assign(const torch::Tensor& keys, const torch::Tensor& tsb);
-  void update_assigned(const torch::Tensor& keys, const torch::Tensor& classes);
+  // `apply` (optional, a 0-dim bool on the bank's device): when false the bank is left as
+  // it was, decided on the device (a step skipped without a host synchronisation).
+  void update_assigned(const torch::Tensor& keys, const torch::Tensor& classes,
+                       const torch::Tensor& apply = {});
 
   // Fraction of classes initialised, as a 0-dim tensor on the bank's device (no sync).
   torch::Tensor initialised_fraction() const;
@@ -83,8 +86,11 @@ class Method {
   // The loss of this rank's batch with the current bank / queue.
   virtual LossParts loss(const torch::Tensor& s, const torch::Tensor& t) const = 0;
   // After the loss: take in the teacher keys of the global batch (all ranks, rank order) and,
-  // when given, their LossParts::classes gathered the same way.
-  virtual void update(const torch::Tensor& global_keys, const torch::Tensor& global_classes = {}) = 0;
+  // when given, their LossParts::classes gathered the same way. `apply` (optional, a 0-dim
+  // bool on the device): when false the state stays as it was (a skipped step, decided on
+  // the device without a host synchronisation).
+  virtual void update(const torch::Tensor& global_keys, const torch::Tensor& global_classes = {},
+                      const torch::Tensor& apply = {}) = 0;
   // Metrics without host synchronisation (e.g. fraction of VSB classes initialised).
   virtual std::map<std::string, torch::Tensor> metrics() const = 0;
   virtual void to(const torch::Device& device) = 0;

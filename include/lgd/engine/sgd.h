@@ -23,7 +23,10 @@ class Sgd {
   Sgd(models::NamedTensors params, SgdOptions options);
 
   // One update with learning rate `lr`; parameters without a gradient are left alone.
-  void step(double lr);
+  // `apply` (optional, a 0-dim bool on the parameters' device): when false, parameters and
+  // momentum stay as they were -- a step skipped without a host synchronisation. When true
+  // the result is bit-identical to the unmasked step.
+  void step(double lr, const torch::Tensor& apply = {});
   // Drops every gradient (torch's zero_grad(set_to_none=True)).
   void zero_grad();
   // The defined gradients, in parameter order.
