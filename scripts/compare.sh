@@ -21,8 +21,7 @@ cd "$(dirname "$0")/.."
 mode=${LGD_COMPARE:-full}
 out=${LGD_COMPARE_OUT:-runs/compare}
 docs=${LGD_COMPARE_DOCS:-docs}
-t0=$SECONDS
-step() { printf '\n== [%d:%02d] %s\n' $(((SECONDS - t0) / 60)) $(((SECONDS - t0) % 60)) "$*"; }
+source scripts/lib/demo_common.sh
 
 case "$mode" in
   full)
@@ -41,18 +40,11 @@ case "$mode" in
   *) echo "compare.sh: LGD_COMPARE=$mode (expected full or tiny)" >&2; exit 2 ;;
 esac
 
-if [ -z "${LGD:-}" ]; then
-  step "installing what is missing (scripts/setup.sh)"
-  scripts/setup.sh
-  step "building lgd (scripts/build.sh --target lgd)"
-  scripts/build.sh --target lgd
-  LGD=${LGD_BUILD_DIR:-build}/src/cli/lgd
-fi
+ensure_lgd
 threads=$(nproc)
 mkdir -p "$out"
 
-step "the demo teacher (reused when it exists)"
-/usr/bin/python3 scripts/make_demo_teacher.py -o "$teacher" --threads "$threads" "${teacher_args[@]}"
+demo_teacher "$teacher" "the demo teacher (reused when it exists)" "${teacher_args[@]}"
 
 # name and lgd train overrides of each trained method. SEED's queue is 4,096 keys: its
 # reference 65,536 is 5% of ImageNet, and 4,096 is 7% of these 60,000 images (a queue larger

@@ -13,8 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${LGD_DEMO:-full}
 out=${LGD_DEMO_OUT:-runs/demo}
-t0=$SECONDS
-step() { printf '\n== [%d:%02d] %s\n' $(((SECONDS - t0) / 60)) $(((SECONDS - t0) % 60)) "$*"; }
+source scripts/lib/demo_common.sh
 
 case "$mode" in
   full)
@@ -30,18 +29,11 @@ case "$mode" in
   *) echo "demo.sh: LGD_DEMO=$mode (expected full or tiny)" >&2; exit 2 ;;
 esac
 
-if [ -z "${LGD:-}" ]; then
-  step "installing what is missing (scripts/setup.sh)"
-  scripts/setup.sh
-  step "building lgd (scripts/build.sh --target lgd)"
-  scripts/build.sh --target lgd
-  LGD=${LGD_BUILD_DIR:-build}/src/cli/lgd
-fi
-threads=$(nproc)
+ensure_lgd
 mkdir -p "$out"
 
-step "the demo teacher: a CLIP-style model trained here on Fashion-MNIST (reused when it exists)"
-/usr/bin/python3 scripts/make_demo_teacher.py -o "$teacher" --threads "$threads" "${teacher_args[@]}"
+demo_teacher "$teacher" "the demo teacher: a CLIP-style model trained here on Fashion-MNIST (reused when it exists)" \
+  "${teacher_args[@]}"
 
 step "LGD: distilling a MobileNetV2 from it (configs/demo/fashion_mnist_lgd.yaml)"
 "$LGD" train --config configs/demo/fashion_mnist_lgd.yaml --set run.output_dir="$out" --set run.name=lgd_mnv2 \

@@ -63,6 +63,13 @@ FieldSet describe(RunConfig& c) {
   f.add("data.flip_p", &c.data.flip_p, "Probability of a horizontal flip.").range(0, 1);
   f.add("data.jpeg_reduce", &c.data.jpeg_reduce,
         "Decode large JPEGs at 1/2, 1/4 or 1/8 scale when the view still gets full resolution.");
+  f.add("data.photometric", &c.data.photometric,
+        "Where the mocov2 view's colour jitter, grayscale and blur run. host: in the loader "
+        "threads on 8-bit images (as torchvision on PIL images). device: per batch on the "
+        "training device in float (as torchvision's tensor ops), the loader doing the crop and "
+        "flip; each sample draws the same parameters either way. auto: device on CUDA, host "
+        "on a CPU.")
+      .one_of({"auto", "host", "device"});
 
   f.add("bank.file", &c.bank.file,
         "A TSB written by `lgd bank build`; empty builds it from the teacher at start.");

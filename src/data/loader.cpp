@@ -20,7 +20,7 @@ namespace {
 constexpr int kMaxReplacementAttempts = 100;
 
 struct PendingBatch {
-  torch::Tensor images, labels, indices;
+  torch::Tensor images, labels, indices, photometric;
   std::int64_t size = 0;
   std::int64_t filled = 0;
   std::int64_t bad = 0;
@@ -75,8 +75,9 @@ struct Loader::State {
 
   // Makes the sample for `index` (or its replacement) into `out`; returns (label, index used,
   // replaced).
+  // `params` (kPhotometricParams floats, or null): where the draw of the photometric ops goes.
   std::tuple<std::int64_t, std::int64_t, bool> produce(std::int64_t index, std::int64_t ep,
-                                                       std::uint8_t* out) {
+                                                       std::uint8_t* out, float* params) {
     const std::int64_t n = dataset->size();
     std::int64_t current = index;
     for (int attempt = 0; attempt <= kMaxReplacementAttempts; ++attempt) {
@@ -93,7 +94,8 @@ struct Loader::State {
         try {
           auto source = dataset->open(current);
           SampleRng rng(options.seed, ep, current, attempt);
-          transform.apply(*source, rng, out);
+          const ViewDraw draw = transform.apply(*source, rng, out);
+          if (params) photometric_params(draw, params);
           return {dataset->label(current), current, attempt > 0};
         } catch (const BadSample& e) {
           std::lock_guard<std::mutex> lock(mutex);
@@ -144,6 +146,8 @@ struct Loader::State {
         entry->images = image_buffer(entry->size, S);
         entry->labels = torch::empty({entry->size}, torch::kInt64);
         entry->indices = torch::empty({entry->size}, torch::kInt64);
+        if (transform.options().photometric_on_device)
+          entry->photometric = torch::empty({entry->size, kPhotometricParams}, torch::kFloat32);
       }
       const std::shared_ptr<PendingBatch> batch = entry;
       const std::int64_t index = order[slot];
@@ -155,7 +159,10 @@ struct Loader::State {
       bool replaced = false;
       try {
         std::tie(label, used, replaced) =
-            produce(index, ep, batch->images.data_ptr<std::uint8_t>() + pos * sample_bytes);
+            produce(index, ep, batch->images.data_ptr<std::uint8_t>() + pos * sample_bytes,
+                    batch->photometric.defined()
+                        ? batch->photometric.data_ptr<float>() + pos * kPhotometricParams
+                        : nullptr);
         batch->labels.data_ptr<std::int64_t>()[pos] = label;
         batch->indices.data_ptr<std::int64_t>()[pos] = used;
       } catch (const Error&) {
@@ -293,6 +300,7 @@ std::optional<Batch> Loader::next() {
   batch.images = entry->images;
   batch.labels = entry->labels;
   batch.indices = entry->indices;
+  batch.photometric = entry->photometric;
   batch.epoch = s.epoch;
   batch.step = s.first_batch + b;
   batch.bad = entry->bad;

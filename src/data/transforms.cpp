@@ -137,6 +137,24 @@ int reduction_for(bool enabled, double region_w, double region_h, double need_w,
 
 }  // namespace
 
+void draw_photometric(const ViewOptions& o, SampleRng& rng, ViewDraw& d) {
+  // RandomApply(ColorJitter, p): the factors and order are drawn only when it applies.
+  d.jitter = rng.bernoulli(o.jitter_p);
+  if (d.jitter) {
+    for (int i = 3; i > 0; --i) {
+      const int j = static_cast<int>(rng.integer(0, i + 1));
+      std::swap(d.order[i], d.order[j]);
+    }
+    d.brightness = rng.uniform(std::max(0.0, 1 - o.brightness), 1 + o.brightness);
+    d.contrast = rng.uniform(std::max(0.0, 1 - o.contrast), 1 + o.contrast);
+    d.saturation = rng.uniform(std::max(0.0, 1 - o.saturation), 1 + o.saturation);
+    d.hue = rng.uniform(-o.hue, o.hue);
+  }
+  d.grayscale = rng.bernoulli(o.grayscale_p);
+  d.blur = rng.bernoulli(o.blur_p);
+  if (d.blur) d.sigma = rng.uniform(o.blur_sigma_min, o.blur_sigma_max);
+}
+
 ViewDraw Transform::apply(ImageSource& source, SampleRng& rng, std::uint8_t* out) const {
   const ViewOptions& o = options_;
   const int W = source.width(), H = source.height();
@@ -189,30 +207,18 @@ ViewDraw Transform::apply(ImageSource& source, SampleRng& rng, std::uint8_t* out
   }
 
   if (o.view == View::kMocoV2) {
-    // RandomApply(ColorJitter, p): the factors and order are drawn only when it applies.
-    d.jitter = rng.bernoulli(o.jitter_p);
-    if (d.jitter) {
-      for (int i = 3; i > 0; --i) {
-        const int j = static_cast<int>(rng.integer(0, i + 1));
-        std::swap(d.order[i], d.order[j]);
+    draw_photometric(o, rng, d);
+    if (!o.photometric_on_device) {
+      if (d.jitter) {
+        for (int op : d.order) {
+          if (op == 0 && o.brightness > 0) adjust_brightness(view, d.brightness);
+          if (op == 1 && o.contrast > 0) adjust_contrast(view, d.contrast);
+          if (op == 2 && o.saturation > 0) adjust_saturation(view, d.saturation);
+          if (op == 3 && o.hue > 0) adjust_hue(view, d.hue);
+        }
       }
-      d.brightness = rng.uniform(std::max(0.0, 1 - o.brightness), 1 + o.brightness);
-      d.contrast = rng.uniform(std::max(0.0, 1 - o.contrast), 1 + o.contrast);
-      d.saturation = rng.uniform(std::max(0.0, 1 - o.saturation), 1 + o.saturation);
-      d.hue = rng.uniform(-o.hue, o.hue);
-      for (int op : d.order) {
-        if (op == 0 && o.brightness > 0) adjust_brightness(view, d.brightness);
-        if (op == 1 && o.contrast > 0) adjust_contrast(view, d.contrast);
-        if (op == 2 && o.saturation > 0) adjust_saturation(view, d.saturation);
-        if (op == 3 && o.hue > 0) adjust_hue(view, d.hue);
-      }
-    }
-    d.grayscale = rng.bernoulli(o.grayscale_p);
-    if (d.grayscale) to_grayscale(view);
-    d.blur = rng.bernoulli(o.blur_p);
-    if (d.blur) {
-      d.sigma = rng.uniform(o.blur_sigma_min, o.blur_sigma_max);
-      gaussian_blur(view, blur_kernel_size(d.sigma), d.sigma);
+      if (d.grayscale) to_grayscale(view);
+      if (d.blur) gaussian_blur(view, blur_kernel_size(d.sigma), d.sigma);
     }
   }
   if (o.view == View::kMocoV2 || o.view == View::kLinear) {

@@ -199,9 +199,9 @@ void TrainerState::hold_until_copied(const torch::Tensor& pinned) {
   }
 }
 
-torch::Tensor TrainerState::model_input(const torch::Tensor& images) const {
+torch::Tensor TrainerState::model_input(const torch::Tensor& images, const torch::Tensor& photometric) const {
   const auto& m = teacher->manifest().image;
-  return data::to_model_input(images, m.mean, m.std, device, cfg.train.channels_last);
+  return data::to_model_input(images, m.mean, m.std, device, cfg.train.channels_last, photometric, view);
 }
 
 std::pair<double, double> TrainerState::validate() {
@@ -322,6 +322,11 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
       m.teacher->manifest().name, m.teacher->manifest().embed_dim, cfg.data.image_size,
       cfg.method.name, m.tsb.weights.size(1), m.dataset->size(), cfg.optim.epochs, m.steps_per_epoch,
       m.global_batch, m.schedule->peak());
+  spdlog::info("[train] view {}{}; non-finite losses checked {}", cfg.data.augment,
+               m.view.view != data::View::kMocoV2 ? std::string()
+               : m.view.photometric_on_device    ? std::string(", colour jitter / grayscale / blur on the device")
+                                                 : std::string(", colour jitter / grayscale / blur in the loader"),
+               m.deferred ? "on the device, read at log and checkpoint steps" : "after every micro-batch");
 }
 
 Trainer::~Trainer() = default;
@@ -401,7 +406,7 @@ int Trainer::run() {
         if (micro == accumulate - 1) m.grad_sync->arm();
         distill::LossParts parts;
         torch::Tensor t, micro_finite;
-        const auto x = m.model_input(batch->images);
+        const auto x = m.model_input(batch->images, batch->photometric);
         if (m.deferred) m.hold_until_copied(batch->images);
         if (!m.forward_backward(x, parts, t, nullptr, m.deferred ? &micro_finite : nullptr)) {
           finite = false;
@@ -589,6 +594,20 @@ BenchTrainResult bench_train(const BenchTrainOptions& options) {
   auto gen = at::detail::createCPUGenerator(static_cast<std::uint64_t>(cfg.run.seed));
   const auto images = at::randint(0, 256, {B, S, S, 3}, gen, torch::TensorOptions().dtype(torch::kLong))
                           .to(torch::kUInt8);
+  // The training view's colour work, when data.photometric puts it on the device, is part of
+  // the step: each sample's parameters drawn as the loader draws them.
+  torch::Tensor photometric;
+  m.view = data::view_options(cfg.data);
+  if (m.view.view == data::View::kMocoV2 && data::photometric_on_device(cfg.data, m.device)) {
+    m.view.photometric_on_device = true;
+    photometric = torch::empty({B, data::kPhotometricParams}, torch::kFloat32);
+    for (std::int64_t i = 0; i < B; ++i) {
+      data::SampleRng rng(static_cast<std::uint64_t>(cfg.run.seed), 0, i);
+      data::ViewDraw draw;
+      data::draw_photometric(m.view, rng, draw);
+      data::photometric_params(draw, photometric.data_ptr<float>() + i * data::kPhotometricParams);
+    }
+  }
   ScheduleOptions so;
   so.base_lr = cfg.optim.lr;
   so.global_batch = B;
@@ -598,7 +617,7 @@ BenchTrainResult bench_train(const BenchTrainOptions& options) {
     if (phases) phases->last = Clock::now();
     distill::LossParts parts;
     torch::Tensor keys;
-    const bool ok = m.forward_backward(m.model_input(images), parts, keys, phases);
+    const bool ok = m.forward_backward(m.model_input(images, photometric), parts, keys, phases);
     m.grad_sync->finish();
     if (ok) {
       m.update_method({keys}, parts.classes.defined() ? std::vector<torch::Tensor>{parts.classes}

@@ -213,7 +213,9 @@ void TrainerState::setup_data() {
   lo.rank = collective->rank();
   lo.world_size = collective->world_size();
   lo.shards_per_rank = cfg.optim.accumulate;
-  loader = std::make_unique<data::Loader>(dataset, data::Transform(data::view_options(cfg.data)), lo);
+  view = data::view_options(cfg.data);
+  view.photometric_on_device = view.view == data::View::kMocoV2 && data::photometric_on_device(cfg.data, device);
+  loader = std::make_unique<data::Loader>(dataset, data::Transform(view), lo);
   steps_per_epoch = loader->batches_per_epoch() / cfg.optim.accumulate;
   if (steps_per_epoch < 1)
     throw ConfigError(where("data.batch_size") + ": data.batch_size: " + std::to_string(cfg.data.batch_size) +

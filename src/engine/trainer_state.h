@@ -83,6 +83,7 @@ struct TrainerState {
 
   std::shared_ptr<const data::Dataset> dataset;
   std::unique_ptr<data::Loader> loader;
+  data::ViewOptions view;  // the training view (photometric_on_device: its colour work here)
   std::unique_ptr<CosineSchedule> schedule;
   std::int64_t steps_per_epoch = 0, total_steps = 0, global_batch = 0;
 
@@ -188,7 +189,8 @@ struct TrainerState {
   // Deferred checks on CUDA: keep a pinned batch until its copy to the device is done.
   void hold_until_copied(const torch::Tensor& pinned);
 
-  torch::Tensor model_input(const torch::Tensor& images) const;
+  // A batch to the student's and teacher's input; `photometric`: Batch::photometric.
+  torch::Tensor model_input(const torch::Tensor& images, const torch::Tensor& photometric = {}) const;
 
   // ---- validation ----
 

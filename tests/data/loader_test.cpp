@@ -268,6 +268,55 @@ TEST(Loader, ToModelInputNormalisesOnTheDevice) {
   EXPECT_TRUE(torch::allclose(cl, expected, 1e-5, 1e-5));
 }
 
+// data.photometric: device. The loader's batch is the crop and flip of the very draws the
+// host view makes, with each sample's colour parameters beside it; to_model_input applies
+// them before normalising.
+TEST(Loader, ColourWorkLeftToTheDeviceKeepsEachSamplesDraws) {
+  TempDir dir("loader_photometric");
+  const auto ds = jpeg_folder(dir, 6);
+  auto device_view = view_defaults("mocov2", 24);
+  device_view.photometric_on_device = true;
+  Loader on_device(ds, Transform(device_view), options(2));
+  Loader host(ds, mocov2(), options(2));
+  const auto a = epoch_batches(on_device, 1), b = epoch_batches(host, 1);
+  ASSERT_EQ(a.size(), b.size());
+  int jittered = 0, grey = 0, blurred = 0, plain_samples = 0;
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    ASSERT_TRUE(a[k].photometric.defined());
+    EXPECT_FALSE(b[k].photometric.defined());
+    EXPECT_TRUE(torch::equal(a[k].indices, b[k].indices));
+    for (std::int64_t i = 0; i < a[k].images.size(0); ++i) {
+      const auto index = a[k].indices[i].item<std::int64_t>();
+      // The row holds what the host view draws for this sample.
+      SampleRng rng(11, 1, index);
+      auto src = ds->open(index);
+      std::vector<std::uint8_t> pixels(24 * 24 * 3);
+      const ViewDraw d = mocov2().apply(*src, rng, pixels.data());
+      std::vector<float> row(kPhotometricParams);
+      photometric_params(d, row.data());
+      const auto got = a[k].photometric[i];
+      for (int c = 0; c < kPhotometricParams; ++c) EXPECT_EQ(got[c].item<float>(), row[c]) << c;
+      jittered += d.jitter;
+      grey += d.grayscale;
+      blurred += d.blur;
+      // A sample without colour ops: the loader's pixels are the host view's, bit for bit.
+      if (!d.jitter && !d.grayscale && !d.blur) {
+        ++plain_samples;
+        EXPECT_TRUE(torch::equal(a[k].images[i], b[k].images[i])) << "sample " << index;
+      }
+    }
+    // to_model_input applies the colour work, then normalises (here with mean 0, std 1).
+    const auto x = to_model_input(a[k].images, {0, 0, 0}, {1, 1, 1}, torch::Device(torch::kCPU), false,
+                                  a[k].photometric, device_view);
+    const auto plain = a[k].images.permute({0, 3, 1, 2}).to(torch::kFloat32) / 255.0;
+    EXPECT_TRUE(torch::allclose(x, apply_photometric(plain.contiguous(), a[k].photometric, device_view),
+                                1e-6, 1e-6));
+  }
+  EXPECT_GT(jittered, 0);
+  EXPECT_GT(grey + blurred, 0);
+  EXPECT_GT(plain_samples, 0);
+}
+
 // The random draws of the MoCo v2 view have the distributions of torchvision's transforms.
 TEST(Views, MocoV2DrawsFollowTheRecipe) {
   const int n = 20000;

@@ -137,6 +137,13 @@ with tempfile.TemporaryDirectory() as tmp:
     for w, h, smin in [(500, 375, 0.2), (100, 1000, 0.08), (64, 64, 0.2)]:
         cmds.append(f"rrc_params {w} {h} {N} 3 {smin} 1.0 {p(f'rrc_{w}x{h}.txt')}")
 
+    # The colour work on the device (data.photometric: device): one batch of mocov2 views at
+    # 96 px, and the host's own views of the same samples.
+    DEV = 32
+    cmds.append(f"device_views {p('rgb.jpg')} {p('dev')} 96 11 0 {DEV}")
+    for i in range(DEV):
+        cmds.append(f"view {p('rgb.jpg')} {p(f'host{i}.ppm')} mocov2 96 11 0 {i}")
+
     with open(p("cmds.txt"), "w") as fh:
         fh.write("\n".join(cmds) + "\n")
     run = subprocess.run([TOOL, p("cmds.txt")], capture_output=True, text=True)
@@ -144,6 +151,9 @@ with tempfile.TemporaryDirectory() as tmp:
         print(run.stdout, run.stderr)
         sys.exit(1)
     draws = [json.loads(l) for l in run.stdout.splitlines() if l.startswith("{")]
+    host_draws = draws[-DEV:]
+    dev_draws = draws[-2 * DEV:-DEV]
+    draws = draws[:-2 * DEV]
 
     for name, out, ref, tol in expect:
         got = read_ppm(out)
@@ -186,6 +196,56 @@ with tempfile.TemporaryDirectory() as tmp:
         check(f"{name} view {out[-9:]} (jitter={d['jitter']} grey={d['grayscale']} "
               f"blur={d['blur']} flip={d['flip']})", a.max() <= 2,
               f"max |diff| {a.max()}, {100 * frac:.3f}% of values off by more than 2")
+
+    # Device colour work: the same draws as the host view; the batch op equals torchvision's
+    # tensor ops replayed per sample on the crop-and-flip view; and it lands within a few
+    # intensity levels of the host's 8-bit view.
+    check("device views draw what host views draw (crop, jitter order and factors, grey, blur, flip)",
+          dev_draws == host_draws, f"{dev_draws[0]} vs {host_draws[0]}")
+    check("the device batch mixes every case",
+          any(d["jitter"] for d in dev_draws) and not all(d["jitter"] for d in dev_draws)
+          and any(d["grayscale"] for d in dev_draws) and any(d["blur"] for d in dev_draws)
+          and len({tuple(d["order"]) for d in dev_draws if d["jitter"]}) > 3)
+    batch = torch.from_numpy(np.fromfile(p("dev.f32"), dtype=np.float32)).view(DEV, 3, 96, 96)
+    worst_ref, worst_host, mean_host, excess = 0.0, 0, 0.0, -1e9
+    for i, d in enumerate(dev_draws):
+        geo = read_ppm(p(f"dev_{i}.ppm"))
+        top, left, h, w = d["crop"]
+        ref_geo = F.resized_crop(rgb, top, left, h, w, [96, 96], InterpolationMode.BILINEAR)
+        if d["flip"]:
+            ref_geo = F.hflip(ref_geo)
+        if diff(geo, ref_geo) > 2:
+            check(f"device view {i}: the loader's part is the crop and flip only", False,
+                  f"max |diff| {diff(geo, ref_geo)}")
+        def replay(img):  # torchvision's ops on a PIL image or a float tensor
+            if d["jitter"]:
+                for o in d["order"]:
+                    img = [lambda x: F.adjust_brightness(x, d["brightness"]),
+                           lambda x: F.adjust_contrast(x, d["contrast"]),
+                           lambda x: F.adjust_saturation(x, d["saturation"]),
+                           lambda x: F.adjust_hue(x, d["hue"])][o](img)
+            if d["grayscale"]:
+                img = F.rgb_to_grayscale(img, 3)
+            if d["blur"]:
+                img = F.gaussian_blur(img, [d["kernel"]] * 2, [d["sigma"]] * 2)
+            return img
+        ref = replay(torch.from_numpy(geo.astype(np.float32) / 255).permute(2, 0, 1))
+        worst_ref = max(worst_ref, float((batch[i] - ref).abs().max()))
+        # Against the host's 8-bit view: as far apart as torchvision's own PIL and tensor
+        # paths are on the same draw (8-bit HSV, integer contrast mean, rounding per op).
+        host = read_ppm(p(f"host{i}.ppm")).astype(np.float64)
+        dev = batch[i].permute(1, 2, 0).numpy().astype(np.float64) * 255
+        a = np.abs(dev - host)
+        tv_gap = np.abs(np.asarray(replay(Image.fromarray(geo.astype(np.uint8)))).astype(np.float64)
+                        - ref.permute(1, 2, 0).numpy() * 255)
+        worst_host, mean_host = max(worst_host, float(a.max())), max(mean_host, float(a.mean()))
+        excess = max(excess, float(a.max() - tv_gap.max()))
+    check("device batch equals torchvision's tensor ops per sample", worst_ref < 2e-5,
+          f"max |diff| {worst_ref:.2e} (values in [0, 1])")
+    check("device batch as close to the host's 8-bit views as torchvision's tensor ops to its PIL ops",
+          excess <= 3 and mean_host < 3.0,
+          f"max |diff| {worst_host:.2f} levels (at most {excess:+.2f} beyond torchvision's own PIL/tensor "
+          f"gap on that sample), worst sample mean {mean_host:.3f}")
 
     # RandomResizedCrop parameters: same distribution as torchvision's.
     torch.manual_seed(0)

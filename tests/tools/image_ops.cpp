@@ -9,20 +9,39 @@
 //   view IN OUT name size seed epoch index [reduce]   a whole view (JPEG reduction when
 //                                                      reduce is 1); prints its draw as JSON
 //   rrc_params W H count seed scale_min scale_max OUT   one "top left h w" line per draw
+//   device_views IN PREFIX size seed epoch count   mocov2 views of samples 0..count-1 with the
+//       colour work left to the device: PREFIX_<i>.ppm the crop and flip, PREFIX.f32 the batch
+//       (float [count, 3, size, size], raw) after apply_photometric; prints each draw as JSON
 // Images are written as binary PPM (P6).
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
 
+#include <torch/torch.h>
+
 #include "lgd/data/decode.h"
+#include "lgd/data/photometric.h"
 #include "lgd/data/ops.h"
 #include "lgd/data/transforms.h"
 
 using namespace lgd::data;
 
 namespace {
+
+void print_draw(const ViewDraw& d) {
+  std::printf(
+      "{\"crop\": [%d, %d, %d, %d], \"jitter\": %s, \"order\": [%d, %d, %d, %d], "
+      "\"brightness\": %.17g, \"contrast\": %.17g, \"saturation\": %.17g, \"hue\": %.17g, "
+      "\"grayscale\": %s, \"blur\": %s, \"sigma\": %.17g, \"kernel\": %d, \"flip\": %s, "
+      "\"reduce_log2\": %d}\n",
+      d.crop.top, d.crop.left, d.crop.height, d.crop.width, d.jitter ? "true" : "false",
+      d.order[0], d.order[1], d.order[2], d.order[3], d.brightness, d.contrast,
+      d.saturation, d.hue, d.grayscale ? "true" : "false", d.blur ? "true" : "false",
+      d.sigma, d.blur ? blur_kernel_size(d.sigma) : 0, d.flip ? "true" : "false", d.reduce_log2);
+}
 
 void write_ppm(const std::string& path, const Image& img) {
   std::ofstream out(path, std::ios::binary);
@@ -81,17 +100,38 @@ int main(int argc, char** argv) {
         auto src = file_source(in_path);
         SampleRng rng(seed, epoch, index);
         Image out(size, size);
-        const ViewDraw d = t.apply(*src, rng, out.pixels.data());
+        print_draw(t.apply(*src, rng, out.pixels.data()));
         write_ppm(out_path, out);
-        std::printf(
-            "{\"crop\": [%d, %d, %d, %d], \"jitter\": %s, \"order\": [%d, %d, %d, %d], "
-            "\"brightness\": %.17g, \"contrast\": %.17g, \"saturation\": %.17g, \"hue\": %.17g, "
-            "\"grayscale\": %s, \"blur\": %s, \"sigma\": %.17g, \"kernel\": %d, \"flip\": %s, "
-            "\"reduce_log2\": %d}\n",
-            d.crop.top, d.crop.left, d.crop.height, d.crop.width, d.jitter ? "true" : "false",
-            d.order[0], d.order[1], d.order[2], d.order[3], d.brightness, d.contrast,
-            d.saturation, d.hue, d.grayscale ? "true" : "false", d.blur ? "true" : "false",
-            d.sigma, d.blur ? blur_kernel_size(d.sigma) : 0, d.flip ? "true" : "false", d.reduce_log2);
+        continue;
+      }
+      if (op == "device_views") {
+        // out_path is the prefix
+        int size, count;
+        std::uint64_t seed;
+        std::int64_t epoch;
+        in >> size >> seed >> epoch >> count;
+        auto opts = view_defaults("mocov2", size);
+        opts.photometric_on_device = true;
+        opts.jpeg_reduce = false;  // as `view` without reduce
+        Transform t(opts);
+        auto images = torch::empty({count, size, size, 3}, torch::kUInt8);
+        auto params = torch::empty({count, kPhotometricParams}, torch::kFloat32);
+        for (int i = 0; i < count; ++i) {
+          auto src = file_source(in_path);
+          SampleRng rng(seed, epoch, i);
+          Image out(size, size);
+          const ViewDraw d = t.apply(*src, rng, out.pixels.data());
+          print_draw(d);
+          write_ppm(out_path + "_" + std::to_string(i) + ".ppm", out);
+          std::memcpy(images[i].data_ptr(), out.pixels.data(), out.pixels.size());
+          photometric_params(d, params[i].data_ptr<float>());
+        }
+        const auto x = apply_photometric(images.permute({0, 3, 1, 2}).to(torch::kFloat32).div(255.0),
+                                         params, opts).contiguous();
+        std::ofstream f(out_path + ".f32", std::ios::binary);
+        f.write(reinterpret_cast<const char*>(x.data_ptr<float>()),
+                static_cast<std::streamsize>(x.numel() * sizeof(float)));
+        if (!f) throw std::runtime_error("cannot write " + out_path + ".f32");
         continue;
       }
       Image img = decode_file(in_path);

@@ -51,6 +51,7 @@ struct DataSection {
   std::vector<double> blur_sigma{0.1, 2.0};
   double flip_p = 0.5;
   bool jpeg_reduce = true;
+  std::string photometric = "auto";  // auto (device on CUDA, host on CPU) | host | device
 };
 
 struct BankSection {

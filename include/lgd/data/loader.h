@@ -17,6 +17,7 @@
 #include <optional>
 
 #include "lgd/data/dataset.h"
+#include "lgd/data/photometric.h"
 #include "lgd/data/transforms.h"
 
 namespace lgd::data {
@@ -44,6 +45,9 @@ struct Batch {
   at::Tensor images;   // uint8 [B, S, S, 3]
   at::Tensor labels;   // int64 [B]
   at::Tensor indices;  // int64 [B]: the dataset index each row was made from
+  // float [B, kPhotometricParams] on the host when the view leaves its colour jitter,
+  // grayscale and blur to the device (ViewOptions::photometric_on_device); else undefined.
+  at::Tensor photometric;
   std::int64_t epoch = 0;
   std::int64_t step = 0;  // position of the batch within the epoch
   std::int64_t bad = 0;   // replaced samples in this batch

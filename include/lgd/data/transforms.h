@@ -46,6 +46,9 @@ struct ViewOptions {
   double eval_resize_ratio = 256.0 / 224.0;  // eval: shorter side = round(size * ratio)
   bool jpeg_reduce = true;  // decode JPEGs at 1/2, 1/4 or 1/8 scale when that still covers
                             // the output at full resolution
+  // mocov2: draw the colour jitter, grayscale and blur as usual but leave their pixel work to
+  // the training device (data/photometric.h); the view is then the crop and flip only.
+  bool photometric_on_device = false;
 };
 
 // The defaults of a view by name ("mocov2", "linear", "eval", "none"); UsageError otherwise.
@@ -60,7 +63,8 @@ struct CropParams {
 CropParams random_resized_crop_params(int width, int height, double scale_min, double scale_max,
                                       double ratio_min, double ratio_max, SampleRng& rng);
 
-// What a view drew for one sample (for tests and debugging).
+// What a view drew for one sample (for tests and debugging, and the parameters of the
+// photometric ops when they run on the device).
 struct ViewDraw {
   CropParams crop;
   bool jitter = false;
@@ -72,6 +76,10 @@ struct ViewDraw {
   bool flip = false;
   int reduce_log2 = 0;
 };
+
+// The colour jitter (applied or not, order, factors), grayscale and blur draws of a MoCo v2
+// view, made after the crop's and in the same order as Transform::apply makes them.
+void draw_photometric(const ViewOptions& options, SampleRng& rng, ViewDraw& draw);
 
 class Transform {
  public:
