@@ -25,10 +25,13 @@ for t in rn50 vitb32; do
   # shellcheck disable=SC2086
   [ -f "$bundle/lgd_teacher.yaml" ] || "$PY" scripts/bench/make_teacher.py "$bundle" ${teacher_args[$t]} --image-size 224 >/dev/null
   for arch in resnet18 mobilenet_v2; do
-    for amp in fp16 bf16; do
+    # fp16 and bf16 with the colour jitter, grayscale and blur in the step (data.photometric
+    # auto on CUDA), and fp16 without them (in the loader), the reference's synthetic step.
+    for variant in "fp16 auto" "bf16 auto" "fp16 host"; do
+      read -r amp photometric <<<"$variant"
       "$LGD" --log-level warn bench train --config configs/bench/train_gpu.yaml --set teacher.bundle="$bundle" \
-        --set student.arch="$arch" --set train.amp="$amp" --set bank.classnames="$classes" \
-        --steps "$STEPS" --warmup "$WARMUP" --json | tee -a "$out"
+        --set student.arch="$arch" --set train.amp="$amp" --set data.photometric="$photometric" \
+        --set bank.classnames="$classes" --steps "$STEPS" --warmup "$WARMUP" --json | tee -a "$out"
     done
     "$PY" scripts/bench/reference_step.py --teacher "$bundle" --arch "$arch" --batch 256 --classes 1000 \
       --device cuda --amp fp16 --vsb loop --steps "$STEPS" --warmup "$WARMUP" --flops | tee -a "$out"

@@ -169,22 +169,27 @@ void add_bench_command(CLI::App& app, Commands& commands) {
     const auto r = engine::bench_train(tb->options);
     if (tb->json) {
       std::printf("{\"impl\": \"lgd\", \"device\": \"%s\", \"arch\": \"%s\", \"method\": \"%s\", "
-                  "\"teacher\": \"%s\", \"batch\": %lld, \"image_size\": %lld, \"threads\": %lld, "
+                  "\"teacher\": \"%s\", \"amp\": \"%s\", \"photometric\": \"%s\", "
+                  "\"batch\": %lld, \"image_size\": %lld, \"threads\": %lld, "
                   "\"steps\": %lld, \"step_ms\": %.3f, \"images_per_s\": %.2f, \"teacher_ms\": %.3f, "
                   "\"student_ms\": %.3f, \"update_ms\": %.3f, \"optimizer_ms\": %.3f}\n",
                   r.device.c_str(), r.arch.c_str(), r.method.c_str(), r.teacher.c_str(),
-                  static_cast<long long>(r.batch), static_cast<long long>(r.image_size),
+                  r.amp.c_str(), r.photometric.c_str(), static_cast<long long>(r.batch), static_cast<long long>(r.image_size),
                   static_cast<long long>(r.threads), static_cast<long long>(r.steps), r.step_ms,
                   r.images_per_s, r.teacher_ms, r.student_ms, r.update_ms, r.optimizer_ms);
     } else {
-      std::printf("train step, %s + %s teacher, %s, batch %lld at %lld px on %s (%lld threads):\n"
+      std::printf("train step, %s + %s teacher, %s, batch %lld at %lld px on %s (%lld threads, "
+                  "autocast %s, colour work %s):\n"
                   "  %.1f ms/step, %.1f images/s\n"
                   "  split (synchronised): teacher %.1f ms, student fwd+bwd %.1f ms, bank update "
                   "%.2f ms, optimiser %.1f ms\n",
                   r.arch.c_str(), r.teacher.c_str(), r.method.c_str(), static_cast<long long>(r.batch),
                   static_cast<long long>(r.image_size), r.device.c_str(),
-                  static_cast<long long>(r.threads), r.step_ms, r.images_per_s, r.teacher_ms,
-                  r.student_ms, r.update_ms, r.optimizer_ms);
+                  static_cast<long long>(r.threads), r.amp.c_str(),
+                  r.photometric == "device" ? "on the device, in the step"
+                  : r.photometric == "host" ? "in the loader, not in the step"
+                                            : "none",
+                  r.step_ms, r.images_per_s, r.teacher_ms, r.student_ms, r.update_ms, r.optimizer_ms);
     }
     return 0;
   }});

@@ -651,6 +651,8 @@ BenchTrainResult bench_train(const BenchTrainOptions& options) {
   r.arch = cfg.student.arch;
   r.method = cfg.method.name;
   r.teacher = m.teacher->manifest().name;
+  r.amp = m.cuda && m.autocast ? cfg.train.amp : "off";
+  r.photometric = photometric.defined() ? "device" : m.view.view == data::View::kMocoV2 ? "host" : "none";
   r.batch = B;
   r.image_size = S;
   r.threads = m.threads;

@@ -5,11 +5,15 @@ usage: gpu_train_test.py LGD SOURCE_DIR
 
 Checks, on a tiny image folder and teacher bundle (tests/python/tiny_teacher.py):
   * float32 without autocast: 6 CUDA steps end within 2e-3 of the same 6 CPU steps (student,
-    head, momentum and the VSB, which is updated on the device), channels_last on and off;
+    head, momentum and the VSB, which is updated on the device), channels_last on and off,
+    with the view's colour jitter, grayscale and blur on the device on both (data.photometric:
+    device) and the non-finite checks deferred on CUDA (its default) and per step on the CPU;
   * bfloat16 and float16 autocast (float16 with dynamic loss scaling, its scale kept in the
     checkpoint): finite losses, no skipped step, the loss falls, and a run stopped at step 4
     and resumed ends bit-identical to the uninterrupted one (same device, same kernels);
-  * NCCL with one rank (`lgd train --nproc 1`, dist.backend nccl) matches the plain run.
+  * NCCL with one rank (`lgd train --nproc 1`, dist.backend nccl) matches the plain run;
+  * the colour work in the loader instead (data.photometric: host) also trains;
+  * a NaN loss on CUDA (deferred checks): each step skipped, then the run stops with one line.
 """
 import json
 import os
@@ -77,7 +81,7 @@ train: {{log_every: 1, checkpoint_every: 2, keep_checkpoints: 2, max_steps: 6}}
 """)
 
     # 1. float32: CUDA against CPU.
-    fp32 = ["train.amp=off"]
+    fp32 = ["train.amp=off", "data.photometric=device"]
     cpu = run(config, "cpu", "run.device=cpu", "run.threads=4", *fp32)
     check("CPU float32 run", cpu.returncode == 0, cpu.stderr[-2000:])
     for cl in ("true", "false"):
@@ -128,6 +132,20 @@ train: {{log_every: 1, checkpoint_every: 2, keep_checkpoints: 2, max_steps: 6}}
         keys = [k for k in a if k.startswith(("student.", "head.", "method.")) and a[k].dtype.kind == "f"]
         d = max_diff(a, b, keys)
         check("NCCL one-rank run within 1e-4 of the plain CUDA run", d < 1e-4, f"max |diff| {d:.2e}")
+
+    # 4. The colour work in the loader threads.
+    host = run(config, "photometric_host", "data.photometric=host")
+    check("data.photometric=host on CUDA", host.returncode == 0 and "blur in the loader" in host.stderr,
+          host.stderr[-2000:])
+    check("data.photometric=auto on CUDA puts the colour work on the device",
+          "blur on the device" in (runs / "bf16_whole" / "train.log").read_text())
+
+    # 5. NaN guard with deferred checks: a teacher temperature whose inverse overflows.
+    nan = run(config, "nan", "method.teacher_temp=1e-40", "train.max_nonfinite=3")
+    lines = nan.stderr.strip().splitlines()
+    check("CUDA NaN guard: skipped on the device, then one clear line and exit 1",
+          nan.returncode == 1 and lines and "NaN or Inf for 3 steps in a row" in lines[-1]
+          and not list((runs / "nan" / "checkpoints").glob("*.ckpt")), "\n".join(lines[-4:]))
 
 print("FAILED: " + ", ".join(failures) if failures else "all checks passed")
 sys.exit(1 if failures else 0)

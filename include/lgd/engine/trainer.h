@@ -51,10 +51,14 @@ struct BenchTrainOptions {
 
 struct BenchTrainResult {
   std::string device, arch, method, teacher;
+  std::string amp;          // off | bf16 | fp16: the autocast the step ran under
+  std::string photometric;  // device | host (the colour work not in the step) | none
   std::int64_t batch = 0, image_size = 0, threads = 0, steps = 0;
   double step_ms = 0;      // mean wall time of a whole step, no synchronisation inside
   double images_per_s = 0;
-  // A second pass with the device synchronised between phases: mean ms per step in each.
+  // A second pass with the device synchronised between phases: mean ms per step in each
+  // (teacher_ms includes the batch's copy to the device, normalisation and, with
+  // data.photometric on the device, the colour work).
   double teacher_ms = 0, student_ms = 0, update_ms = 0, optimizer_ms = 0;
 };
 
