@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from safetensors_io import read_safetensors
-from tiny_teacher import make_tiny_bundle, write_images
+from tiny_teacher import max_diff, tiny_training_setup
 
 LGD, SOURCE = sys.argv[1], Path(sys.argv[2])
 
@@ -82,23 +82,16 @@ def wait_for_step(procs, run_dir, step, timeout=300):
     return False
 
 
-def max_diff(a, b, keys):
-    return max(float(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)).max()) for k in keys)
-
-
 with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)
-    write_images(tmp / "images", PER_CLASS)
-    bundle = tmp / "teacher"
-    make_tiny_bundle(tmp, bundle, image_size=S, dim=D, context=L)
-    runs = tmp / "runs"
+    images, bundle, runs = tiny_training_setup(tmp, PER_CLASS, image_size=S, dim=D, context=L)
     config = tmp / "dist.yaml"
     config.write_text(f"""
 run: {{output_dir: {runs}, seed: 5, device: cpu}}
 student: {{arch: resnet18}}
 teacher: {{bundle: {bundle}}}
-data: {{dataset: image_folder, root: {tmp / 'images'}, image_size: {S}, batch_size: {BATCH}, workers: 1,
-       val_root: {tmp / 'images'}}}
+data: {{dataset: image_folder, root: {images}, image_size: {S}, batch_size: {BATCH}, workers: 1,
+       val_root: {images}}}
 bank: {{template_list: ["a photo of a {{}}.", "the {{}}"]}}
 method: {{name: lgd, vsb_momentum: 0.9}}
 optim: {{lr: 0.2, epochs: 5, warmup_epochs: 1}}

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from safetensors_io import read_safetensors
-from tiny_teacher import make_tiny_bundle, write_images
+from tiny_teacher import max_diff, tiny_training_setup
 
 LGD, SOURCE = sys.argv[1], Path(sys.argv[2])
 S, D, L = 32, 24, 48
@@ -58,22 +58,15 @@ def records(run_dir):
     return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def max_diff(a, b, keys):
-    return max(float(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)).max()) for k in keys)
-
-
 with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)
-    write_images(tmp / "images", PER_CLASS)
-    bundle = tmp / "teacher"
-    make_tiny_bundle(tmp, bundle, image_size=S, dim=D, context=L)
-    runs = tmp / "runs"
+    images, bundle, runs = tiny_training_setup(tmp, PER_CLASS, image_size=S, dim=D, context=L)
     config = tmp / "gpu.yaml"
     config.write_text(f"""
 run: {{output_dir: {runs}, seed: 7, device: cuda}}
 student: {{arch: resnet18}}
 teacher: {{bundle: {bundle}}}
-data: {{dataset: image_folder, root: {tmp / 'images'}, image_size: {S}, batch_size: {BATCH}, workers: 2}}
+data: {{dataset: image_folder, root: {images}, image_size: {S}, batch_size: {BATCH}, workers: 2}}
 bank: {{template_list: ["a photo of a {{}}.", "the {{}}"]}}
 method: {{name: lgd, vsb_momentum: 0.9}}
 optim: {{lr: 0.2, epochs: 2, warmup_epochs: 0}}

@@ -52,6 +52,22 @@ def read_ppm(path):
     return np.asarray(Image.open(path).convert("RGB")).astype(np.int16)
 
 
+def replay_colour(img, d):
+    """A view's colour work from its draw `d`, by torchvision's ops (on a PIL image or a float
+    tensor): the jitter ops in the drawn order, grayscale, Gaussian blur."""
+    if d["jitter"]:
+        for o in d["order"]:
+            img = [lambda x: F.adjust_brightness(x, d["brightness"]),
+                   lambda x: F.adjust_contrast(x, d["contrast"]),
+                   lambda x: F.adjust_saturation(x, d["saturation"]),
+                   lambda x: F.adjust_hue(x, d["hue"])][o](img)
+    if d["grayscale"]:
+        img = F.rgb_to_grayscale(img, 3)
+    if d["blur"]:
+        img = F.gaussian_blur(img, [d["kernel"]] * 2, [d["sigma"]] * 2)
+    return img
+
+
 def diff(a, b):
     a, b = np.asarray(a).astype(np.int16), np.asarray(b).astype(np.int16)
     if a.shape != b.shape:
@@ -80,9 +96,21 @@ with tempfile.TemporaryDirectory() as tmp:
         cmds.append(cmd)
         expect.append((name, out, ref, tol))
 
-    # Decoding: equal to PIL.
+    # Decoding: equal to PIL. BMP and WebP when this build has OpenCV (-DLGD_WITH_OPENCV);
+    # without it they must be refused with a line that says so.
+    with open(p("formats.txt"), "w") as fh:
+        fh.write(f"formats {p('formats.out')}\n")
+    subprocess.run([TOOL, p("formats.txt")], check=True)
+    other_formats = open(p("formats.out")).read().strip() == "1"
+    if not other_formats:
+        with open(p("bmp.txt"), "w") as fh:
+            fh.write(f"decode {p('src.bmp')} {p('src.bmp.ppm')}\n")
+        refused = subprocess.run([TOOL, p("bmp.txt")], capture_output=True, text=True)
+        check("built without OpenCV: a BMP is refused with one line naming the file and the build option",
+              refused.returncode != 0 and "src.bmp" in refused.stderr and "LGD_WITH_OPENCV" in refused.stderr,
+              refused.stderr.strip())
     for f in ["src.png", "rgb.jpg", "progressive.jpg", "q444.jpg", "grey.jpg", "cmyk.jpg",
-              "src.bmp", "src.webp", "grey.png", "big.jpg"]:
+              "grey.png", "big.jpg"] + (["src.bmp", "src.webp"] if other_formats else []):
         add(f"decode {p(f)} {p(f + '.ppm')}", "decode " + f, p(f + ".ppm"),
             np.asarray(Image.open(p(f)).convert("RGB")), 0)
     for k in [1, 2, 3]:
@@ -177,17 +205,7 @@ with tempfile.TemporaryDirectory() as tmp:
             ref = F.center_crop(F.resize(rgb, 256, InterpolationMode.BILINEAR), 224)
         else:
             top, left, h, w = d["crop"]
-            ref = F.resized_crop(rgb, top, left, h, w, [224, 224], InterpolationMode.BILINEAR)
-            if d["jitter"]:
-                for o in d["order"]:
-                    ref = [lambda x: F.adjust_brightness(x, d["brightness"]),
-                           lambda x: F.adjust_contrast(x, d["contrast"]),
-                           lambda x: F.adjust_saturation(x, d["saturation"]),
-                           lambda x: F.adjust_hue(x, d["hue"])][o](ref)
-            if d["grayscale"]:
-                ref = F.rgb_to_grayscale(ref, 3)
-            if d["blur"]:
-                ref = F.gaussian_blur(ref, [d["kernel"]] * 2, [d["sigma"]] * 2)
+            ref = replay_colour(F.resized_crop(rgb, top, left, h, w, [224, 224], InterpolationMode.BILINEAR), d)
             if d["flip"]:
                 ref = F.hflip(ref)
         got = read_ppm(out)
@@ -217,26 +235,14 @@ with tempfile.TemporaryDirectory() as tmp:
         if diff(geo, ref_geo) > 2:
             check(f"device view {i}: the loader's part is the crop and flip only", False,
                   f"max |diff| {diff(geo, ref_geo)}")
-        def replay(img):  # torchvision's ops on a PIL image or a float tensor
-            if d["jitter"]:
-                for o in d["order"]:
-                    img = [lambda x: F.adjust_brightness(x, d["brightness"]),
-                           lambda x: F.adjust_contrast(x, d["contrast"]),
-                           lambda x: F.adjust_saturation(x, d["saturation"]),
-                           lambda x: F.adjust_hue(x, d["hue"])][o](img)
-            if d["grayscale"]:
-                img = F.rgb_to_grayscale(img, 3)
-            if d["blur"]:
-                img = F.gaussian_blur(img, [d["kernel"]] * 2, [d["sigma"]] * 2)
-            return img
-        ref = replay(torch.from_numpy(geo.astype(np.float32) / 255).permute(2, 0, 1))
+        ref = replay_colour(torch.from_numpy(geo.astype(np.float32) / 255).permute(2, 0, 1), d)
         worst_ref = max(worst_ref, float((batch[i] - ref).abs().max()))
         # Against the host's 8-bit view: as far apart as torchvision's own PIL and tensor
         # paths are on the same draw (8-bit HSV, integer contrast mean, rounding per op).
         host = read_ppm(p(f"host{i}.ppm")).astype(np.float64)
         dev = batch[i].permute(1, 2, 0).numpy().astype(np.float64) * 255
         a = np.abs(dev - host)
-        tv_gap = np.abs(np.asarray(replay(Image.fromarray(geo.astype(np.uint8)))).astype(np.float64)
+        tv_gap = np.abs(np.asarray(replay_colour(Image.fromarray(geo.astype(np.uint8)), d)).astype(np.float64)
                         - ref.permute(1, 2, 0).numpy() * 255)
         worst_host, mean_host = max(worst_host, float(a.max())), max(mean_host, float(a.mean()))
         excess = max(excess, float(a.max() - tv_gap.max()))

@@ -75,3 +75,17 @@ def make_tiny_bundle(work, bundle, *, image_size, dim, context, prepare=None):
                   tokenizer={"type": "sentencepiece", "file": work / "sp.model", "bos_id": 2, "eos_id": 3,
                              "pad_id": 0, "lower_case": True})
     return model
+
+
+def tiny_training_setup(tmp, per_class, *, image_size, dim, context):
+    """An image folder, a tiny teacher bundle and a runs folder under `tmp`:
+    (images, bundle, runs)."""
+    write_images(tmp / "images", per_class)
+    bundle = tmp / "teacher"
+    make_tiny_bundle(tmp, bundle, image_size=image_size, dim=dim, context=context)
+    return tmp / "images", bundle, tmp / "runs"
+
+
+def max_diff(a, b, keys):
+    """The largest absolute difference between a[k] and b[k] over `keys` (float64)."""
+    return max(float(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)).max()) for k in keys)

@@ -9,6 +9,8 @@
 //   view IN OUT name size seed epoch index [reduce]   a whole view (JPEG reduction when
 //                                                      reduce is 1); prints its draw as JSON
 //   rrc_params W H count seed scale_min scale_max OUT   one "top left h w" line per draw
+//   formats OUT                          "1" when this build decodes formats other than JPEG
+//                                        and PNG (OpenCV), else "0"
 //   device_views IN PREFIX size seed epoch count   mocov2 views of samples 0..count-1 with the
 //       colour work left to the device: PREFIX_<i>.ppm the crop and flip, PREFIX.f32 the batch
 //       (float [count, 3, size, size], raw) after apply_photometric; prints each draw as JSON
@@ -65,6 +67,12 @@ int main(int argc, char** argv) {
       std::istringstream in(line);
       std::string op;
       if (!(in >> op)) continue;
+      if (op == "formats") {
+        std::string out_path;
+        in >> out_path;
+        std::ofstream(out_path) << (decodes_other_formats() ? "1" : "0") << "\n";
+        continue;
+      }
       if (op == "rrc_params") {
         int w, h, count;
         std::uint64_t seed;
