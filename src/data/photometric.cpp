@@ -163,7 +163,7 @@ at::Tensor apply_photometric(const at::Tensor& images, const at::Tensor& params,
     for (auto& v : k) values.push_back(v / sum);
   }
 
-  auto x = images.contiguous().clone();
+  auto x = images.clone(at::MemoryFormat::Contiguous);  // the result; `images` stays as it is
   if (groups.empty()) return x;
   // One transfer each for the indices and the values, from pinned memory when the batch is on
   // a GPU, so that the host never waits for the device.

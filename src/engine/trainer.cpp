@@ -159,8 +159,8 @@ bool TrainerState::optimizer_step(double lr, torch::Tensor* grad_norm, torch::Te
   return true;
 }
 
-void TrainerState::count_nonfinite(const torch::Tensor& apply) {
-  const auto skipped = apply.logical_not().to(torch::kInt64);
+void TrainerState::count_nonfinite(const torch::Tensor& loss_finite) {
+  const auto skipped = loss_finite.logical_not().to(torch::kInt64);
   nonfinite_total_dev.add_(skipped);
   nonfinite_run_dev.add_(1).mul_(skipped);
 }
@@ -445,10 +445,13 @@ int Trainer::run() {
           m.collective->all_reduce(bad, distill::Reduce::kMax);
           apply = bad == 0;
         }
+        // As with per-step checks, a float16 loss-scale overflow skips the optimiser step only:
+        // the bank still takes the keys, and it is not counted against train.max_nonfinite.
+        const auto loss_finite = apply;
         torch::Tensor norm;
         m.optimizer_step(lr, &norm, &apply);
-        m.update_method(keys, classes, apply);
-        m.count_nonfinite(apply);
+        m.update_method(keys, classes, loss_finite);
+        m.count_nonfinite(loss_finite);
         sum_norm = sum_norm.defined() ? sum_norm + norm : norm.clone();
         if (m.multi() && (log_now || save_now || m.step_in_epoch + 1 == m.steps_per_epoch)) {
           auto flag = torch::tensor({static_cast<double>(StopSignals::pending())}, torch::kFloat64);

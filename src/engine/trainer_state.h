@@ -179,8 +179,9 @@ struct TrainerState {
   // applied only where it holds; returns true.
   bool optimizer_step(double lr, torch::Tensor* grad_norm, torch::Tensor* apply = nullptr);
 
-  // Deferred checks: count a step as skipped on the device unless `apply` holds.
-  void count_nonfinite(const torch::Tensor& apply);
+  // Deferred checks: count a step as having a non-finite loss, on the device, unless
+  // `loss_finite` holds.
+  void count_nonfinite(const torch::Tensor& loss_finite);
   // Deferred checks: read the counts (one synchronisation), warn about skipped steps, and
   // stop the run as the per-step check does once train.max_nonfinite were in a row.
   void check_nonfinite();
