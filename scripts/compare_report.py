@@ -229,7 +229,8 @@ def main():
         *per_seed,
         "",
         f"Training time in all: {total_train // 3600}:{total_train % 3600 // 60:02d}:{total_train % 60:02d} "
-        "(the train.log of each run).",
+        "(the train.log of each run). Training times are wall-clock and move with whatever else the "
+        "machine was running; the accuracies do not (same seed and threads, same numbers).",
         "",
     ]
     out = docs / "RESULTS.md"
