@@ -24,7 +24,8 @@ void add_info_command(CLI::App& app, Commands& commands) {
          if (compat::cuda_available()) std::printf(" (%d device(s))", compat::cuda_device_count());
          std::printf("\nCPU threads: %d intra-op (of %u hardware threads)\n",
                      torch::get_num_threads(), std::thread::hardware_concurrency());
-         std::printf("Process groups: gloo%s\n", dist::nccl_available() ? ", nccl" : "");
+         std::printf("Process groups:%s%s\n", dist::gloo_available() ? " gloo" : "",
+                     dist::nccl_available() ? " nccl" : (dist::gloo_available() ? "" : " none"));
          std::printf("Image formats: JPEG, PNG%s\n\n",
                      data::decodes_other_formats() ? " and OpenCV's others (BMP, WebP, TIFF, ...)"
                                                    : " (built without OpenCV)");

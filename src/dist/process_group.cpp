@@ -1,7 +1,9 @@
 #include "lgd/dist/process_group.h"
 
 #include <torch/torch.h>
+#ifdef LGD_WITH_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef LGD_WITH_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -292,6 +294,14 @@ std::unique_ptr<distill::GradientSync> C10dCollective<PG>::gradient_sync(std::ve
 
 }  // namespace
 
+bool gloo_available() {
+#ifdef LGD_WITH_GLOO
+  return true;
+#else
+  return false;
+#endif
+}
+
 bool nccl_available() {
 #ifdef LGD_WITH_NCCL
   return true;
@@ -303,6 +313,9 @@ bool nccl_available() {
 std::shared_ptr<distill::Collective> connect(const LaunchInfo& launch, const ProcessGroupOptions& options) {
   if (options.backend != "gloo" && options.backend != "nccl")
     throw ConfigError("dist.backend: '" + options.backend + "' (expected gloo or nccl)");
+  if (options.backend == "gloo" && !gloo_available())
+    throw ConfigError("dist.backend: gloo, but this lgd was built without gloo's headers (Debian: libgloo-dev) "
+                      "(expected nccl on GPUs, or a build with libgloo-dev)");
   if (options.backend == "nccl" && !nccl_available())
     throw ConfigError("dist.backend: nccl, but this lgd was built against a LibTorch without CUDA/NCCL "
                       "(expected gloo, or a build against a CUDA LibTorch)");
@@ -343,6 +356,7 @@ std::shared_ptr<distill::Collective> connect(const LaunchInfo& launch, const Pro
           store, pg, launch, "nccl", torch::Device(torch::kCUDA, launch.local_rank), options.timeout_seconds);
 #endif
     }
+#ifdef LGD_WITH_GLOO
     auto o = c10d::ProcessGroupGloo::Options::create(timeout);
     if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname) {
       o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
@@ -355,6 +369,9 @@ std::shared_ptr<distill::Collective> connect(const LaunchInfo& launch, const Pro
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, launch.rank, launch.world_size, o);
     return std::make_shared<C10dCollective<c10d::ProcessGroupGloo>>(store, pg, launch, "gloo", torch::kCPU,
                                                                      options.timeout_seconds);
+#else
+    throw ConfigError("dist.backend: " + options.backend + " is not in this build");
+#endif
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {

@@ -163,7 +163,10 @@ std::unique_ptr<Teacher> Teacher::load(const std::string& dir) {
 }
 
 void Teacher::to(torch::Device device, torch::ScalarType dtype) {
-  for (auto* module : {&modules_->image, &modules_->text}) module->to(device, dtype);
+  // The image encoder runs every step, in `dtype`; the text encoder runs once per bank and
+  // stays float32 (a traced text encoder may make float32 tensors of its own).
+  modules_->image.to(device, dtype);
+  modules_->text.to(device, torch::kFloat32);
   device_ = device;
   dtype_ = dtype;
 }

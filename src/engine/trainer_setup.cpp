@@ -84,6 +84,9 @@ void TrainerState::setup_device() {
     at::globalContext().setBenchmarkCuDNN(true);
     if (cfg.train.amp == "fp16") amp_dtype = torch::kHalf;
     autocast = cfg.train.amp != "off";
+    // train.amp off means float32: no TF32 in cuDNN convolutions or cuBLAS matmuls.
+    at::globalContext().setAllowTF32CuDNN(autocast);
+    at::globalContext().setAllowTF32CuBLAS(autocast);
   }
 }
 

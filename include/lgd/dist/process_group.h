@@ -21,6 +21,8 @@ struct ProcessGroupOptions {
 
 // Whether this build can make an NCCL process group (LibTorch with CUDA and c10d NCCL).
 bool nccl_available();
+// Whether this build has c10d's Gloo process group (gloo's headers were found).
+bool gloo_available();
 
 // Connects to the other ranks; IoError when the rendezvous cannot be reached or served
 // within the timeout (naming host:port), ConfigError for an unknown backend or nccl in a

@@ -58,8 +58,9 @@ class Teacher {
   const std::string& dir() const { return dir_; }
   const text::Tokenizer& tokenizer() const { return *tokenizer_; }
 
-  // Runs both encoders on `device` in `dtype` (e.g. CUDA in bfloat16 or float16; float32 by
-  // default). Inputs are moved and cast by the encode functions; outputs are float32.
+  // Runs both encoders on `device`, the image encoder in `dtype` (e.g. CUDA in bfloat16 or
+  // float16; float32 by default), the text encoder in float32. Inputs are moved and cast by
+  // the encode functions; outputs are float32.
   void to(torch::Device device, torch::ScalarType dtype);
   torch::Device device() const { return device_; }
   torch::ScalarType dtype() const { return dtype_; }
