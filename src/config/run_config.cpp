@@ -128,6 +128,11 @@ FieldSet describe(RunConfig& c) {
   f.add("train.max_nonfinite", &c.train.max_nonfinite,
         "Stop after this many consecutive steps with a NaN or Inf loss (each is skipped).")
       .at_least(1);
+  f.add("train.deterministic", &c.train.deterministic,
+        "CUDA: deterministic kernels (torch.use_deterministic_algorithms, warn only; cuDNN "
+        "deterministic, no autotuning; CUBLAS_WORKSPACE_CONFIG=:4096:8 unless set), so that a run "
+        "and its resumed copy end bit-identical on the same GPU. Slower; CPU runs are deterministic "
+        "anyway.");
   f.add("train.nonfinite_check", &c.train.nonfinite_check,
         "How a NaN or Inf loss is caught. step: read on the host after every micro-batch (one "
         "device synchronisation each). deferred: the step is skipped on the device (parameters, "

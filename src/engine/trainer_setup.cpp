@@ -2,6 +2,7 @@
 // optimiser, data and schedule, each from the run config.
 #include "trainer_state.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -81,7 +82,12 @@ void TrainerState::setup_device() {
   device = cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank))
                 : torch::Device(torch::kCPU);
   if (cuda) {
-    at::globalContext().setBenchmarkCuDNN(true);
+    if (cfg.train.deterministic) {
+      ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+      at::globalContext().setDeterministicCuDNN(true);
+      at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
+    }
+    at::globalContext().setBenchmarkCuDNN(!cfg.train.deterministic);
     if (cfg.train.amp == "fp16") amp_dtype = torch::kHalf;
     autocast = cfg.train.amp != "off";
     // train.amp off means float32: no TF32 in cuDNN convolutions or cuBLAS matmuls.

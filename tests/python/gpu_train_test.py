@@ -4,13 +4,13 @@ CUDA device).
 usage: gpu_train_test.py LGD SOURCE_DIR
 
 Checks, on a tiny image folder and teacher bundle (tests/python/tiny_teacher.py):
-  * float32 without autocast: 6 CUDA steps end within 2e-3 of the same 6 CPU steps (student,
+  * float32 without autocast: a CUDA step ends within 2e-3 of the same CPU step (student,
     head, momentum and the VSB, which is updated on the device), channels_last on and off,
     with the view's colour jitter, grayscale and blur on the device on both (data.photometric:
     device) and the non-finite checks deferred on CUDA (its default) and per step on the CPU;
   * bfloat16 and float16 autocast (float16 with dynamic loss scaling, its scale kept in the
     checkpoint): finite losses, no skipped step, the loss falls, and a run stopped at step 4
-    and resumed ends bit-identical to the uninterrupted one (same device, same kernels);
+    and resumed ends bit-identical to the uninterrupted one (same device, train.deterministic);
   * NCCL with one rank (`lgd train --nproc 1`, dist.backend nccl) matches the plain run;
   * the colour work in the loader instead (data.photometric: host) also trains;
   * a NaN loss on CUDA (deferred checks): each step skipped, then the run stops with one line.
@@ -70,11 +70,13 @@ data: {{dataset: image_folder, root: {images}, image_size: {S}, batch_size: {BAT
 bank: {{template_list: ["a photo of a {{}}.", "the {{}}"]}}
 method: {{name: lgd, vsb_momentum: 0.9}}
 optim: {{lr: 0.2, epochs: 2, warmup_epochs: 0}}
-train: {{log_every: 1, checkpoint_every: 2, keep_checkpoints: 2, max_steps: 6}}
+train: {{log_every: 1, checkpoint_every: 2, keep_checkpoints: 2, max_steps: 6, deterministic: true}}
 """)
 
     # 1. float32: CUDA against CPU.
-    fp32 = ["train.amp=off", "data.photometric=device"]
+    # One step: the LGKA argmax makes longer runs chaotic (a key that flips class moves the
+    # bank), so CPU and CUDA are compared where rounding cannot yet have been amplified.
+    fp32 = ["train.amp=off", "data.photometric=device", "train.max_steps=1"]
     cpu = run(config, "cpu", "run.device=cpu", "run.threads=4", *fp32)
     check("CPU float32 run", cpu.returncode == 0, cpu.stderr[-2000:])
     for cl in ("true", "false"):
@@ -85,7 +87,7 @@ train: {{log_every: 1, checkpoint_every: 2, keep_checkpoints: 2, max_steps: 6}}
             b, _ = read_safetensors(runs / f"cuda_cl_{cl}" / "checkpoints" / "last.ckpt")
             keys = [k for k in a if k.startswith(("student.", "head.", "optim.", "method.")) and a[k].dtype.kind == "f"]
             d = max_diff(a, b, keys)
-            check(f"CUDA (channels_last {cl}) ends within 2e-3 of CPU after 6 steps", d < 2e-3,
+            check(f"CUDA (channels_last {cl}) ends within 2e-3 of CPU after 1 step", d < 2e-3,
                   f"max |diff| {d:.2e} over {len(keys)} tensors")
 
     # 2. Mixed precision, loss falls, resume is exact.
@@ -134,7 +136,7 @@ train: {{log_every: 1, checkpoint_every: 2, keep_checkpoints: 2, max_steps: 6}}
           "blur on the device" in (runs / "bf16_whole" / "train.log").read_text())
 
     # 5. NaN guard with deferred checks: a teacher temperature whose inverse overflows.
-    nan = run(config, "nan", "method.teacher_temp=1e-40", "train.max_nonfinite=3")
+    nan = run(config, "nan", "method.teacher_temp=1e-40", "train.max_nonfinite=3", "train.checkpoint_every=100")
     lines = nan.stderr.strip().splitlines()
     check("CUDA NaN guard: skipped on the device, then one clear line and exit 1",
           nan.returncode == 1 and lines and "NaN or Inf for 3 steps in a row" in lines[-1]
