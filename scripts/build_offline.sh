@@ -79,6 +79,10 @@ else
   echo "build_offline.sh: $python has no LibTorch CMake files; using the system's LibTorch"
 fi
 
+# Fashion-MNIST, when the bundle has it (LGD_BUNDLE_DATA=1), for the demo tests.
+fmnist="$prefix/usr/share/datasets/fashion-mnist"
+[ -f "$fmnist/train-images-idx3-ubyte.gz" ] && cmake_args+=("-DLGD_FASHION_MNIST=$fmnist")
+
 # 3. Configure and build. DT_RPATH (not RUNPATH) so the libraries' own dependencies in the
 # prefix are found too, with no LD_LIBRARY_PATH.
 generator=()

@@ -10,6 +10,9 @@
 #   LGD_BUNDLE_OPENCV=1 scripts/bundle_deps.sh
 #                                          also OpenCV (about 90 packages, most of them codecs);
 #                                          without it lgd reads JPEG and PNG, not the other formats
+#   LGD_BUNDLE_DATA=1 scripts/bundle_deps.sh
+#                                          also Fashion-MNIST (dataset-fashion-mnist, 31 MB): the
+#                                          demo and the tests that run it (demo.tiny, compare.tiny)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=${1:-deps}
@@ -19,6 +22,7 @@ roots=(
   libturbojpeg0-dev libpng-dev libpcre2-dev zlib1g-dev libgtest-dev
 )
 [ "${LGD_BUNDLE_OPENCV:-0}" = 1 ] && roots+=(libopencv-dev)
+[ "${LGD_BUNDLE_DATA:-0}" = 1 ] && roots+=(dataset-fashion-mnist)
 
 # On every machine that can compile C++: not bundled.
 base='^(libc6|libc6-dev|libc-dev-bin|libgcc-s1|libstdc\+\+6|gcc-[0-9]+-base|linux-libc-dev|libcrypt1|libcrypt-dev|libnsl2|libnsl-dev|libtirpc.*|rpcsvc-proto|libcom-err2|libgssapi-krb5-2|libk5crypto3|libkeyutils1|libkrb5-3|libkrb5support0|libssl3|debconf|dpkg|perl-base|tar|libselinux1|catch2)$'

@@ -16,6 +16,7 @@
 #                                       evaluation whose results exist there is reused, so an
 #                                       interrupted comparison continues; delete DIR to redo it
 #   LGD_COMPARE_DOCS=DIR                where RESULTS.md and results/ go (default docs)
+#   LGD_PYTHON, LGD_FASHION_MNIST       as for scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${LGD_COMPARE:-full}
@@ -68,7 +69,7 @@ for s in $seeds; do
       for kv in ${overrides[$m]}; do sets+=(--set "$kv"); done
       "$LGD" train --config configs/demo/fashion_mnist_lgd.yaml --set run.output_dir="$out" \
         --set run.name="${m}_s$s" --set run.seed="$s" --set run.threads="$threads" \
-        --set teacher.bundle="$teacher" "${sets[@]}" "${train_args[@]}"
+        --set teacher.bundle="$teacher" --set data.root="$FMNIST" "${sets[@]}" "${train_args[@]}"
     fi
     if [ ! -f "$out/eval_${m}_s$s/results.json" ]; then
       step "$m, seed $s: lgd eval (linear-fast, kNN, zero-shot)"
@@ -79,13 +80,13 @@ for s in $seeds; do
   if [ ! -f "$out/eval_random_s$s/results.json" ]; then
     step "random-init, seed $s: lgd eval (linear-fast, kNN)"
     "$LGD" eval --init random --arch mobilenet_v2 --seed "$s" --format idx \
-      --data /usr/share/datasets/fashion-mnist --image-size 32 --protocol linear-fast,knn \
+      --data "$FMNIST" --image-size 32 --protocol linear-fast,knn \
       --threads "$threads" "${eval_args[@]}" --out "$out/eval_random_s$s"
   fi
 done
 
 step "report: $docs/RESULTS.md"
 # shellcheck disable=SC2086
-/usr/bin/python3 scripts/compare_report.py --runs "$out" --teacher "$teacher" --docs "$docs" \
+"$PYTHON" scripts/compare_report.py --runs "$out" --teacher "$teacher" --docs "$docs" \
   --seeds $seeds --command "${LGD_COMPARE_COMMAND:-scripts/compare.sh}"
 printf '\nDone in %d:%02d.\n' $(((SECONDS - t0) / 60)) $(((SECONDS - t0) % 60))

@@ -9,6 +9,8 @@
 #   LGD_DEMO=tiny scripts/demo.sh    every step at a tiny budget (the test suite runs this)
 #   LGD=path/to/lgd scripts/demo.sh  use that lgd: no set-up, no build
 #   LGD_DEMO_OUT=DIR                 where runs and results go (default runs/demo)
+#   LGD_PYTHON=PATH                  the Python with torch + torchvision (default /usr/bin/python3)
+#   LGD_FASHION_MNIST=DIR            the Fashion-MNIST IDX files (default: Debian's dataset-fashion-mnist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${LGD_DEMO:-full}
@@ -37,28 +39,28 @@ demo_teacher "$teacher" "the demo teacher: a CLIP-style model trained here on Fa
 
 step "LGD: distilling a MobileNetV2 from it (configs/demo/fashion_mnist_lgd.yaml)"
 "$LGD" train --config configs/demo/fashion_mnist_lgd.yaml --set run.output_dir="$out" --set run.name=lgd_mnv2 \
-  --set teacher.bundle="$teacher" "${train_args[@]}"
+  --set teacher.bundle="$teacher" --set data.root="$FMNIST" "${train_args[@]}"
 
 step "evaluating the student: linear-fast, kNN, zero-shot"
 "$LGD" eval --checkpoint "$out/lgd_mnv2/checkpoints/last.ckpt" --protocol linear-fast,knn,zero-shot \
   "${eval_args[@]}" --out "$out/eval_lgd"
 
 step "evaluating a random-init MobileNetV2 the same way"
-"$LGD" eval --init random --arch mobilenet_v2 --seed 0 --format idx --data /usr/share/datasets/fashion-mnist \
+"$LGD" eval --init random --arch mobilenet_v2 --seed 0 --format idx --data "$FMNIST" \
   --image-size 32 --protocol linear-fast,knn "${eval_args[@]}" --out "$out/eval_random"
 
 step "handing the student to torchvision"
 "$LGD" export --checkpoint "$out/lgd_mnv2/checkpoints/last.ckpt" -o "$out/mobilenet_v2_lgd.pth"
-/usr/bin/python3 - "$out/mobilenet_v2_lgd.pth" <<'PY'
+"$PYTHON" - "$out/mobilenet_v2_lgd.pth" <<'PY'
 import sys, torch, torchvision
 model = torchvision.models.mobilenet_v2()
-result = model.load_state_dict(torch.load(sys.argv[1]), strict=False)
+result = model.load_state_dict(torch.load(sys.argv[1], weights_only=True), strict=False)
 print(f"torchvision.models.mobilenet_v2() loaded {sys.argv[1]}: missing {result.missing_keys} "
       f"(the classifier you fine-tune), unexpected {result.unexpected_keys}")
 PY
 
 step "summary"
-/usr/bin/python3 - "$teacher/demo_teacher.json" "$out/eval_random/results.json" "$out/eval_lgd/results.json" <<'PY'
+"$PYTHON" - "$teacher/demo_teacher.json" "$out/eval_random/results.json" "$out/eval_lgd/results.json" <<'PY'
 import json, sys
 teacher = json.load(open(sys.argv[1]))
 rows = [("random-init MobileNetV2", json.load(open(sys.argv[2]))), ("LGD MobileNetV2", json.load(open(sys.argv[3])))]

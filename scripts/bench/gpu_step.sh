@@ -5,13 +5,18 @@
 # 256 at 224 px, 1,000 classes. Prints one JSON object per run and appends them to OUT.
 #   scripts/bench/gpu_step.sh [OUT.jsonl]        (default runs/bench/gpu_step.jsonl)
 # Env: LGD (default build/src/cli/lgd, or build-offline/src/cli/lgd when that exists),
-# PYTHON (default python3: the PyTorch to compare with), STEPS (default 30), WARMUP (10).
+# PYTHON (default python3: the PyTorch to compare with), STEPS (default 30), WARMUP (10),
+# TEACHERS (default "rn50 vitb32"), ARCHS ("resnet18 mobilenet_v2"), VARIANTS (lgd's runs as
+# "amp:photometric", default "fp16:auto bf16:auto fp16:host"), REFERENCE (1: also the reference).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LGD=${LGD:-$( [ -x build-offline/src/cli/lgd ] && echo build-offline/src/cli/lgd || echo build/src/cli/lgd )}
 PY=${PYTHON:-python3}
 STEPS=${STEPS:-30}
 WARMUP=${WARMUP:-10}
+read -r -a teachers <<<"${TEACHERS:-rn50 vitb32}"
+read -r -a archs <<<"${ARCHS:-resnet18 mobilenet_v2}"
+read -r -a variants <<<"${VARIANTS:-fp16:auto bf16:auto fp16:host}"
 out=${1:-runs/bench/gpu_step.jsonl}
 [ -x "$LGD" ] || { echo "gpu_step.sh: $LGD not found (scripts/build.sh or scripts/build_offline.sh first)" >&2; exit 1; }
 mkdir -p "$(dirname "$out")"
@@ -20,20 +25,22 @@ classes=/tmp/lgd-bench-classes-1000.txt
 declare -A teacher_args=([rn50]="--trunk resnet50 --embed-dim 1024" [vitb32]="--trunk vit_b_32 --embed-dim 512")
 echo "gpu: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo unknown);" \
      "$("$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())')"
-for t in rn50 vitb32; do
+for t in "${teachers[@]}"; do
   bundle=/tmp/lgd-bench-teacher-$t
   # shellcheck disable=SC2086
   [ -f "$bundle/lgd_teacher.yaml" ] || "$PY" scripts/bench/make_teacher.py "$bundle" ${teacher_args[$t]} --image-size 224 >/dev/null
-  for arch in resnet18 mobilenet_v2; do
+  for arch in "${archs[@]}"; do
     # fp16 and bf16 with the colour jitter, grayscale and blur in the step (data.photometric
     # auto on CUDA), and fp16 without them (in the loader), the reference's synthetic step.
-    for variant in "fp16 auto" "bf16 auto" "fp16 host"; do
-      read -r amp photometric <<<"$variant"
+    for variant in "${variants[@]}"; do
+      IFS=: read -r amp photometric <<<"$variant"
       "$LGD" --log-level warn bench train --config configs/bench/train_gpu.yaml --set teacher.bundle="$bundle" \
         --set student.arch="$arch" --set train.amp="$amp" --set data.photometric="$photometric" \
         --set bank.classnames="$classes" --steps "$STEPS" --warmup "$WARMUP" --json | tee -a "$out"
     done
-    "$PY" scripts/bench/reference_step.py --teacher "$bundle" --arch "$arch" --batch 256 --classes 1000 \
-      --device cuda --amp fp16 --vsb loop --steps "$STEPS" --warmup "$WARMUP" --flops | tee -a "$out"
+    if [ "${REFERENCE:-1}" = 1 ]; then
+      "$PY" scripts/bench/reference_step.py --teacher "$bundle" --arch "$arch" --batch 256 --classes 1000 \
+        --device cuda --amp fp16 --vsb loop --steps "$STEPS" --warmup "$WARMUP" --flops | tee -a "$out"
+    fi
   done
 done

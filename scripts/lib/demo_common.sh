@@ -1,6 +1,9 @@
 # Shared by scripts/demo.sh and scripts/compare.sh (sourced, not run): timed progress lines,
 # the set-up and build of lgd when $LGD is not given, and the demo teacher.
 t0=$SECONDS
+# The Python with torch, torchvision and sentencepiece, and the Fashion-MNIST IDX folder.
+PYTHON=${LGD_PYTHON:-/usr/bin/python3}
+FMNIST=${LGD_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 
 # step MESSAGE: "== [M:SS] MESSAGE", the time since the script started.
 step() { printf '\n== [%d:%02d] %s\n' $(((SECONDS - t0) / 60)) $(((SECONDS - t0) % 60)) "$*"; }
@@ -23,5 +26,5 @@ demo_teacher() {
   local dir=$1 message=$2
   shift 2
   step "$message"
-  /usr/bin/python3 scripts/make_demo_teacher.py -o "$dir" --threads "$(nproc)" "$@"
+  "$PYTHON" scripts/make_demo_teacher.py -o "$dir" --data "$FMNIST" --threads "$(nproc)" "$@"
 }

@@ -510,9 +510,10 @@ int Trainer::run() {
             sum_tex = sums[5].item<double>() > 0 ? scalar(sums[2].item<double>()) : torch::Tensor();
             logged_micro = static_cast<std::int64_t>(sums[3].item<double>());
           }
-          const double micro = static_cast<double>(std::max<std::int64_t>(logged_micro, 1));
+          // NaN where no micro-batch of the interval was finite (all skipped), in both modes.
+          const double micro = static_cast<double>(logged_micro);
           auto mean = [&](const torch::Tensor& t, double n) {
-            return t.defined() ? t.item<double>() / n : std::nan("");
+            return t.defined() && n > 0 ? t.item<double>() / n : std::nan("");
           };
           const double loss = mean(sum_loss, micro), vis = mean(sum_vis, micro), tex = mean(sum_tex, micro);
           const double gnorm = mean(sum_norm, static_cast<double>(std::max<std::int64_t>(logged_steps, 1)));

@@ -3,6 +3,7 @@
 #include <caffe2/serialize/inline_container.h>
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -382,11 +383,111 @@ bool looks_like_zip(const std::vector<char>& bytes) {
   return bytes.size() >= 4 && bytes[0] == 'P' && bytes[1] == 'K' && bytes[2] == 3 && bytes[3] == 4;
 }
 
+namespace {
+
+// Pickle protocol 2 with only what Python's torch.save writes for a state dict:
+// collections.OrderedDict, torch._utils._rebuild_tensor_v2 and the typed storage classes,
+// so torch.load(weights_only=True) (the default since PyTorch 2.6) accepts it.
+class PickleWriter {
+ public:
+  void op(char c) { out_.push_back(c); }
+  void global(const std::string& module, const std::string& name) {
+    op('c');
+    out_.insert(out_.end(), module.begin(), module.end());
+    op('\n');
+    out_.insert(out_.end(), name.begin(), name.end());
+    op('\n');
+  }
+  void string(const std::string& s) {  // BINUNICODE
+    op('X');
+    le32(static_cast<std::uint32_t>(s.size()));
+    out_.insert(out_.end(), s.begin(), s.end());
+  }
+  void integer(std::int64_t v) {
+    if (v >= INT32_MIN && v <= INT32_MAX) {  // BININT
+      op('J');
+      le32(static_cast<std::uint32_t>(static_cast<std::int32_t>(v)));
+      return;
+    }
+    op(static_cast<char>(0x8a));  // LONG1: 8 bytes, little-endian two's complement
+    op(8);
+    for (int i = 0; i < 8; ++i) op(static_cast<char>((static_cast<std::uint64_t>(v) >> (8 * i)) & 0xff));
+  }
+  void int_tuple(c10::IntArrayRef values) {
+    if (values.empty()) return op(')');  // EMPTY_TUPLE
+    op('(');
+    for (const auto v : values) integer(v);
+    op('t');
+  }
+  void empty_ordered_dict() {
+    global("collections", "OrderedDict");
+    op(')');
+    op('R');
+  }
+  std::vector<char> take() { return std::move(out_); }
+
+ private:
+  void le32(std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) op(static_cast<char>((v >> (8 * i)) & 0xff));
+  }
+  std::vector<char> out_;
+};
+
+const char* storage_class(torch::ScalarType type) {
+  for (const auto& s : kStorageTypes)
+    if (s.type == type) return s.name + std::strlen("torch.");
+  throw IoError(std::string("torch.save: no storage class for dtype ") + c10::toString(type));
+}
+
+}  // namespace
+
 std::vector<char> torch_save_bytes(const models::NamedTensors& tensors) {
-  c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [key, tensor] : tensors)
-    dict.insert(key, tensor.detach().to(torch::kCPU).contiguous());
-  return torch::pickle_save(dict);
+  std::vector<torch::Tensor> storages;
+  PickleWriter p;
+  p.op(static_cast<char>(0x80));  // PROTO 2
+  p.op(2);
+  p.empty_ordered_dict();
+  p.op('(');  // MARK for SETITEMS
+  for (const auto& [key, value] : tensors) {
+    const torch::Tensor t = value.detach().to(torch::kCPU).contiguous();
+    const std::string storage_key = std::to_string(storages.size());
+    storages.push_back(t);
+    p.string(key);
+    p.global("torch._utils", "_rebuild_tensor_v2");
+    p.op('(');
+    p.op('(');  // persistent id: ('storage', <class>, key, 'cpu', numel)
+    p.string("storage");
+    p.global("torch", storage_class(t.scalar_type()));
+    p.string(storage_key);
+    p.string("cpu");
+    p.integer(t.numel());
+    p.op('t');
+    p.op('Q');                                  // BINPERSID
+    p.integer(0);                               // storage offset
+    p.int_tuple(t.sizes());
+    p.int_tuple(t.strides());
+    p.op(static_cast<char>(0x89));              // NEWFALSE: requires_grad
+    p.empty_ordered_dict();                     // backward hooks
+    p.op('t');
+    p.op('R');
+  }
+  p.op('u');  // SETITEMS
+  p.op('.');  // STOP
+  const std::vector<char> pickle = p.take();
+
+  std::vector<char> archive;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, std::size_t size) {
+    const auto* bytes = static_cast<const char*>(data);
+    archive.insert(archive.end(), bytes, bytes + size);
+    return size;
+  });
+  writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+  writer.writeRecord("byteorder", "little", 6);
+  for (std::size_t i = 0; i < storages.size(); ++i)
+    writer.writeRecord("data/" + std::to_string(i), storages[i].data_ptr(),
+                       storages[i].numel() * storages[i].element_size());
+  writer.writeEndOfFile();
+  return archive;
 }
 
 models::NamedTensors read_torch_state_dict(const std::string& path) {

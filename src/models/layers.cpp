@@ -8,8 +8,8 @@ torch::Tensor activate(Act act, const torch::Tensor& x) {
       return x;
     case Act::kReLU:
       return torch::relu(x);
-    case Act::kReLU6:
-      return torch::clamp(x, 0.0, 6.0);
+    case Act::kReLU6:  // hardtanh as nn.ReLU6: gradient 0 at exactly 0 and 6, as torchvision's
+      return torch::hardtanh(x, 0.0, 6.0);
     case Act::kHardswish:
       return torch::hardswish(x);
     case Act::kSiLU:
@@ -20,6 +20,17 @@ torch::Tensor activate(Act act, const torch::Tensor& x) {
       return torch::hardsigmoid(x);
   }
   return x;
+}
+
+torch::Tensor activate_(Act act, torch::Tensor& x) {
+  switch (act) {
+    case Act::kReLU:
+      return x.relu_();
+    case Act::kReLU6:
+      return torch::hardtanh_(x, 0.0, 6.0);  // x: an lvalue
+    default:
+      return activate(act, x);
+  }
 }
 
 SqueezeExcitationImpl::SqueezeExcitationImpl(std::int64_t channels, std::int64_t squeeze, Act act,
@@ -46,7 +57,7 @@ Stack conv_norm_act(std::int64_t in, std::int64_t out, std::int64_t kernel, std:
                                        .bias(false)));
   seq->push_back(
       torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(out).eps(bn.eps).momentum(bn.momentum)));
-  if (act != Act::kNone) seq->push_back(Activation(act));
+  if (act != Act::kNone) seq->push_back(Activation(act, /*inplace=*/true));
   return seq;
 }
 

@@ -11,15 +11,20 @@ namespace lgd::models::detail {
 enum class Act { kNone, kReLU, kReLU6, kHardswish, kSiLU, kSigmoid, kHardsigmoid };
 
 torch::Tensor activate(Act act, const torch::Tensor& x);
+// ReLU and ReLU6 in place (as torchvision's inplace=True: one kernel each way, no new
+// tensor); the others as activate().
+torch::Tensor activate_(Act act, torch::Tensor& x);
 
 // A parameter-free activation that occupies its index in a Sequential, as torchvision's do.
+// In place only where its input is a fresh tensor nobody else reads (after a BatchNorm).
 class ActivationImpl : public torch::nn::Module {
  public:
-  explicit ActivationImpl(Act act) : act_(act) {}
-  torch::Tensor forward(const torch::Tensor& x) { return activate(act_, x); }
+  explicit ActivationImpl(Act act, bool inplace = false) : act_(act), inplace_(inplace) {}
+  torch::Tensor forward(torch::Tensor x) { return inplace_ ? activate_(act_, x) : activate(act_, x); }
 
  private:
   Act act_;
+  bool inplace_;
 };
 TORCH_MODULE(Activation);
 

@@ -29,9 +29,9 @@ class BasicBlockImpl : public torch::nn::Module {
     if (downsample) downsample_ = register_module("downsample", downsample);
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto out = torch::relu(bn1_->forward(conv1_->forward(x)));
+    auto out = bn1_->forward(conv1_->forward(x)).relu_();
     out = bn2_->forward(conv2_->forward(out));
-    return torch::relu(out + (downsample_ ? downsample_->forward(x) : x));
+    return (out + (downsample_ ? downsample_->forward(x) : x)).relu_();
   }
 
  private:
@@ -55,10 +55,10 @@ class BottleneckImpl : public torch::nn::Module {
     if (downsample) downsample_ = register_module("downsample", downsample);
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto out = torch::relu(bn1_->forward(conv1_->forward(x)));
-    out = torch::relu(bn2_->forward(conv2_->forward(out)));
+    auto out = bn1_->forward(conv1_->forward(x)).relu_();
+    out = bn2_->forward(conv2_->forward(out)).relu_();
     out = bn3_->forward(conv3_->forward(out));
-    return torch::relu(out + (downsample_ ? downsample_->forward(x) : x));
+    return (out + (downsample_ ? downsample_->forward(x) : x)).relu_();
   }
 
  private:
@@ -102,7 +102,7 @@ class ResNet : public Student {
   using Student::Student;
 
   torch::Tensor features(const torch::Tensor& images) override {
-    auto x = torch::relu(bn1_->forward(conv1_->forward(images)));
+    auto x = bn1_->forward(conv1_->forward(images)).relu_();
     x = torch::max_pool2d(x, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);
     for (auto& layer : layers_) x = layer->forward(x);
     return global_pool(x);

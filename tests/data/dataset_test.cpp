@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 
@@ -243,9 +244,10 @@ TEST(Idx, ReadsImagesAndLabelsPlainAndGzippedAsRgb) {
 }
 
 TEST(Idx, FashionMnistFromTheDebianPackage) {
-  const std::string root = "/usr/share/datasets/fashion-mnist";
+  const char* env = std::getenv("LGD_FASHION_MNIST");  // as scripts/demo.sh
+  const std::string root = env ? env : "/usr/share/datasets/fashion-mnist";
   if (!std::filesystem::exists(root + "/train-images-idx3-ubyte.gz"))
-    GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+    GTEST_SKIP() << "dataset-fashion-mnist is not installed (nor LGD_FASHION_MNIST set)";
   DatasetOptions o;
   o.format = "idx";
   o.root = root;

@@ -16,7 +16,10 @@ TEST(TorchPickle, WrittenArchivesReadBack) {
   models::NamedTensors tensors = {
       {"z.weight", torch::randn({4, 3})},
       {"a.running_mean", torch::randn({4})},
-      {"a.num_batches_tracked", torch::tensor(3, torch::kInt64).reshape({})}};
+      {"a.num_batches_tracked", torch::tensor(3, torch::kInt64).reshape({})},
+      {"b.half", torch::randn({2, 5}).to(torch::kBFloat16)},
+      {"c.mask", torch::rand({3}) > 0.5},
+      {"d.empty", torch::zeros({0, 3})}};
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("lgd_pickle_" + std::to_string(::getpid()) + ".pth"))
                                .string();
@@ -25,7 +28,9 @@ TEST(TorchPickle, WrittenArchivesReadBack) {
   ASSERT_EQ(back.size(), tensors.size());
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     EXPECT_EQ(back[i].first, tensors[i].first);
-    EXPECT_TRUE(torch::equal(back[i].second, tensors[i].second));
+    EXPECT_EQ(back[i].second.scalar_type(), tensors[i].second.scalar_type()) << tensors[i].first;
+    EXPECT_EQ(back[i].second.sizes(), tensors[i].second.sizes()) << tensors[i].first;
+    EXPECT_TRUE(torch::equal(back[i].second, tensors[i].second)) << tensors[i].first;
   }
   std::filesystem::remove(path);
 }

@@ -16,6 +16,10 @@ from pathlib import Path
 LGD, SOURCE = sys.argv[1], Path(sys.argv[2])
 SEEDS = [0, 1]
 failures = []
+FMNIST = Path(os.environ.get("LGD_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+if not (FMNIST / "train-images-idx3-ubyte.gz").exists():
+    print(f"skipped: no Fashion-MNIST at {FMNIST} (Debian: dataset-fashion-mnist; or set LGD_FASHION_MNIST)")
+    sys.exit(77)
 
 
 def check(name, ok, detail=""):
@@ -32,7 +36,7 @@ def top1(path):
 
 with tempfile.TemporaryDirectory() as tmp:
     out, docs = Path(tmp) / "compare", Path(tmp) / "docs"
-    env = dict(os.environ, LGD=LGD, LGD_COMPARE="tiny", LGD_COMPARE_OUT=str(out), LGD_COMPARE_DOCS=str(docs))
+    env = dict(os.environ, LGD=LGD, LGD_PYTHON=sys.executable, LGD_COMPARE="tiny", LGD_COMPARE_OUT=str(out), LGD_COMPARE_DOCS=str(docs))
     cmd = ["bash", str(SOURCE / "scripts/compare.sh")]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
     text = done.stdout + done.stderr

@@ -13,6 +13,10 @@ from pathlib import Path
 
 LGD, SOURCE = sys.argv[1], Path(sys.argv[2])
 failures = []
+FMNIST = Path(os.environ.get("LGD_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+if not (FMNIST / "train-images-idx3-ubyte.gz").exists():
+    print(f"skipped: no Fashion-MNIST at {FMNIST} (Debian: dataset-fashion-mnist; or set LGD_FASHION_MNIST)")
+    sys.exit(77)
 
 
 def check(name, ok, detail=""):
@@ -23,7 +27,7 @@ def check(name, ok, detail=""):
 
 with tempfile.TemporaryDirectory() as tmp:
     out = Path(tmp) / "demo"
-    env = dict(os.environ, LGD=LGD, LGD_DEMO="tiny", LGD_DEMO_OUT=str(out))
+    env = dict(os.environ, LGD=LGD, LGD_PYTHON=sys.executable, LGD_DEMO="tiny", LGD_DEMO_OUT=str(out))
     done = subprocess.run(["bash", str(SOURCE / "scripts/demo.sh")], env=env, capture_output=True, text=True,
                           timeout=900)
     text = done.stdout + done.stderr

@@ -32,6 +32,12 @@ from tiny_teacher import max_diff, tiny_training_setup
 
 LGD, SOURCE = sys.argv[1], Path(sys.argv[2])
 
+_groups = [l for l in subprocess.run([LGD, "info"], capture_output=True, text=True, check=True).stdout.splitlines()
+           if l.startswith("Process groups:")]
+if not _groups or "gloo" not in _groups[0].split():
+    print(f"skipped: this lgd was built without the gloo process group ({_groups[0] if _groups else 'lgd info'})")
+    sys.exit(77)
+
 S, D, L = 32, 24, 48
 PER_CLASS, BATCH = 16, 8  # 64 images; 2 x 8 = 16 per step: 4 steps per epoch
 failures = []

@@ -105,7 +105,7 @@ with tempfile.TemporaryDirectory() as tmp:
     weights = tmp / "student.pth"
     run(LGD, "export", "--arch", "resnet18", "--init", "random", "--seed", "5", "--with-head",
         "--embed-dim", D, "-o", weights)
-    sd = torch.load(weights)
+    sd = torch.load(weights, weights_only=True)
     head_sd = {k[5:]: v for k, v in sd.items() if k.startswith("head.")}
     backbone_sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
     g = torch.Generator().manual_seed(0)
@@ -188,7 +188,7 @@ with tempfile.TemporaryDirectory() as tmp:
           str(by["linear"]["loss_per_epoch"]))
     check("linear reports the backbone unchanged", by["linear"]["backbone_unchanged"] is True)
 
-    cls_sd = torch.load(tmp / "classifier.pth")
+    cls_sd = torch.load(tmp / "classifier.pth", weights_only=True)
     classifier = torchvision.models.resnet18(num_classes=len(CLASSES))
     classifier.load_state_dict(cls_sd, strict=True)  # raises on any missing or extra key
     check("classifier loads into torchvision resnet18 with strict=True", True)

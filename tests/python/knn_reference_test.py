@@ -41,7 +41,7 @@ def check(name, n_train, n_query, dim, num_classes, k, t, seed):
         torch.save({"train_x": train_x, "train_y": train_y, "query_x": query_x,
                     "num_classes": torch.tensor(num_classes)}, inp)
         subprocess.run([TOOL, inp, out, str(k), str(t)], check=True)
-        got = torch.load(out)["scores"].double()
+        got = torch.load(out, weights_only=True)["scores"].double()
     want = brute_force(train_x, train_y, query_x, num_classes, k, t)
     rel = ((got - want).abs() / want.abs().clamp_min(1e-30)).max().item()
     assert got.shape == want.shape, (got.shape, want.shape)

@@ -90,7 +90,7 @@ with tempfile.TemporaryDirectory() as tmp:
         torch.save(tensors, inp)
         subprocess.run([TOOL, mode, inp, out, str(ALPHA), str(TAU_S), str(TAU_T), str(M), str(LR),
                         str(SGD_M), str(WD), *extra], check=True)
-        return torch.load(out)
+        return torch.load(out, weights_only=True)
 
     # LGD: half the classes already initialised, so both branches of the update run.
     Q = normalize(torch.randn(D, C), dim=0)

@@ -41,7 +41,7 @@ with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([LGD, *common, "--format", "torchvision", "-o", tmp / "w.pth"], check=True,
                        capture_output=True)
         tensors, meta = read_safetensors(tmp / "w.safetensors")
-        reference = torch.load(tmp / "w.pth")
+        reference = torch.load(tmp / "w.pth", weights_only=True)
         assert meta["arch"] == arch and meta["lgd_version"], meta
         assert set(tensors) == set(reference), set(tensors) ^ set(reference)
         for name, value in reference.items():
@@ -50,7 +50,7 @@ with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([LGD, "export", "--arch", arch, "--weights", tmp / "w.safetensors",
                         *(["--with-head"] if "--with-head" in extra else []),
                         "--format", "torchvision", "-o", tmp / "again.pth"], check=True, capture_output=True)
-        again = torch.load(tmp / "again.pth")
+        again = torch.load(tmp / "again.pth", weights_only=True)
         assert list(again) == list(reference)
         assert all(torch.equal(again[k], reference[k]) for k in reference)
         print(f"{arch}: {len(tensors)} tensors, metadata {meta}: equal")

@@ -68,7 +68,7 @@ def main():
 
         # 1. Random-init export without classifier.
         run(LGD, "export", "--arch", ARCH, "--init", "random", "--seed", 7, "-o", work / "rand.pth")
-        sd = torch.load(work / "rand.pth")
+        sd = torch.load(work / "rand.pth", weights_only=True)
         tv = ctor()
         reference = tv.state_dict()
         prefix = CLASSIFIER_PREFIX.get(ARCH, "classifier.")
@@ -103,17 +103,17 @@ def main():
         params_tv = sum(p.numel() for p in tv.parameters())
         assert int(info["params"]) == params_tv == EXPECTED_PARAMS[ARCH], (info, params_tv)
         tv_copy = ctor()
-        tv_copy.load_state_dict(torch.load(work / "tv.pth"))
+        tv_copy.load_state_dict(torch.load(work / "tv.pth", weights_only=True))
         theirs = features_torchvision(tv_copy, x)
         err = relative_error(ours, theirs)
         assert err < 1e-4, f"torchvision-weight features differ: relative error {err:.3g}"
 
         # 3. Export back with the classifier: strict load, bit-identical tensors.
         run(LGD, "export", "--arch", ARCH, "--weights", work / "tv.pth", "-o", work / "back.pth")
-        back = torch.load(work / "back.pth")
+        back = torch.load(work / "back.pth", weights_only=True)
         again = ctor()
         again.load_state_dict(back, strict=True)
-        original = torch.load(work / "tv.pth")
+        original = torch.load(work / "tv.pth", weights_only=True)
         for k, v in original.items():
             assert torch.equal(back[k], v), f"{k} changed in the round trip"
         print(f"{ARCH}: torchvision weights, features (rel. error {err:.2e}), "
