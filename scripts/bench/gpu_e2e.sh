@@ -13,8 +13,6 @@
 # (more KEY=VALUE overrides for both runs, e.g. "run.device=cpu data.batch_size=16").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-LGD=${LGD:-$( [ -x build-offline/src/cli/lgd ] && echo build-offline/src/cli/lgd || echo build/src/cli/lgd )}
-PY=${PYTHON:-python3}
 IMAGES=${IMAGES:-/tmp/lgd-bench-jpeg}
 TEACHER=${TEACHER:-rn50}
 read -r -a archs <<<"${ARCHS:-resnet18 mobilenet_v2}"
@@ -22,14 +20,9 @@ STEPS=${STEPS:-80}
 LOG=${LOG:-20}
 WORKERS=${WORKERS:-$(nproc)}
 out=${1:-runs/bench/gpu_e2e.jsonl}
-[ -x "$LGD" ] || { echo "gpu_e2e.sh: $LGD not found (scripts/build.sh or scripts/build_offline.sh first)" >&2; exit 1; }
+source scripts/bench/gpu_common.sh
 mkdir -p "$(dirname "$out")"
-classes=/tmp/lgd-bench-classes-1000.txt
-[ -f "$classes" ] || for i in $(seq 0 999); do echo "class $i"; done > "$classes"
-declare -A teacher_args=([rn50]="--trunk resnet50 --embed-dim 1024" [vitb32]="--trunk vit_b_32 --embed-dim 512")
-bundle=/tmp/lgd-bench-teacher-$TEACHER
-# shellcheck disable=SC2086
-[ -f "$bundle/lgd_teacher.yaml" ] || "$PY" scripts/bench/make_teacher.py "$bundle" ${teacher_args[$TEACHER]} --image-size 224 >/dev/null
+bundle=$(bench_teacher "$TEACHER")
 if [ ! -d "$IMAGES/class_015" ]; then
   parts=$(mktemp -d)
   for c in $(seq 0 15); do "$PY" scripts/bench/make_image_folder.py "$parts/$c" --classes 1 --per-class 250 --seed "$c" >/dev/null & done

@@ -10,25 +10,18 @@
 # "amp:photometric", default "fp16:auto bf16:auto fp16:host"), REFERENCE (1: also the reference).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-LGD=${LGD:-$( [ -x build-offline/src/cli/lgd ] && echo build-offline/src/cli/lgd || echo build/src/cli/lgd )}
-PY=${PYTHON:-python3}
 STEPS=${STEPS:-30}
 WARMUP=${WARMUP:-10}
 read -r -a teachers <<<"${TEACHERS:-rn50 vitb32}"
 read -r -a archs <<<"${ARCHS:-resnet18 mobilenet_v2}"
 read -r -a variants <<<"${VARIANTS:-fp16:auto bf16:auto fp16:host}"
 out=${1:-runs/bench/gpu_step.jsonl}
-[ -x "$LGD" ] || { echo "gpu_step.sh: $LGD not found (scripts/build.sh or scripts/build_offline.sh first)" >&2; exit 1; }
+source scripts/bench/gpu_common.sh
 mkdir -p "$(dirname "$out")"
-classes=/tmp/lgd-bench-classes-1000.txt
-[ -f "$classes" ] || for i in $(seq 0 999); do echo "class $i"; done > "$classes"
-declare -A teacher_args=([rn50]="--trunk resnet50 --embed-dim 1024" [vitb32]="--trunk vit_b_32 --embed-dim 512")
 echo "gpu: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo unknown);" \
      "$("$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())')"
 for t in "${teachers[@]}"; do
-  bundle=/tmp/lgd-bench-teacher-$t
-  # shellcheck disable=SC2086
-  [ -f "$bundle/lgd_teacher.yaml" ] || "$PY" scripts/bench/make_teacher.py "$bundle" ${teacher_args[$t]} --image-size 224 >/dev/null
+  bundle=$(bench_teacher "$t")
   for arch in "${archs[@]}"; do
     # fp16 and bf16 with the colour jitter, grayscale and blur in the step (data.photometric
     # auto on CUDA), and fp16 without them (in the loader), the reference's synthetic step.
