@@ -34,7 +34,9 @@ if has test; then
   say "ctest (log: $out/ctest.log)"
   ctest --test-dir build-offline -j "$jobs" --output-on-failure >"$out/ctest.log" 2>&1 || status=1
   grep -E "tests passed|\*\*\*|Failed|Not Run" "$out/ctest.log" | grep -v "^ *[0-9]*/[0-9]* Test.*Passed" | tail -40
-  # A crashing gtest case: its backtrace, when gdb is there.
+  # A crashing gtest case: the backtrace lgd_tests prints itself (tests/crash_backtrace.cpp),
+  # and gdb's, when gdb is there.
+  grep -m1 -A25 "fatal signal; backtrace" "$out/ctest.log"
   crash=$(grep -m1 -E "\*\*\*Exception: SegFault" "$out/ctest.log" | sed -E 's/.*Test +#[0-9]+: ([^ ]+) .*/\1/')
   if [ -n "$crash" ] && command -v gdb >/dev/null; then
     say "backtrace of $crash"

@@ -27,7 +27,7 @@ torch::Tensor activate_(Act act, torch::Tensor& x) {
     case Act::kReLU:
       return x.relu_();
     case Act::kReLU6:
-      return torch::hardtanh_(x, 0.0, 6.0);  // x: an lvalue
+      return torch::hardtanh_(x, 0.0, 6.0);
     default:
       return activate(act, x);
   }
