@@ -16,6 +16,7 @@
 
 #include "lgd/core/errors.h"
 #include "lgd/core/logging.h"
+#include "lgd/core/torch_compat.h"
 #include "lgd/distill/collective.h"
 
 namespace lgd::dist {
@@ -331,7 +332,14 @@ std::shared_ptr<distill::Collective> connect(const LaunchInfo& launch, const Pro
     so.waitWorkers = true;
     so.timeout = timeout;
     try {
-      store = c10::make_intrusive<c10d::TCPStore>(launch.master_addr, so);
+      try {
+        store = c10::make_intrusive<c10d::TCPStore>(launch.master_addr, so);
+      } catch (const std::exception& e) {
+        // LibTorch 2.4+ asks for the libuv store by default; a LibTorch built without libuv
+        // (Debian's 2.6) refuses it, and the classic store serves the same protocol.
+        if (message_of(e).find("libuv") == std::string::npos || !compat::tcpstore_without_libuv(so)) throw;
+        store = c10::make_intrusive<c10d::TCPStore>(launch.master_addr, so);
+      }
     } catch (const std::exception& e) {
       const std::string why = message_of(e);
       if (launch.rank == 0)

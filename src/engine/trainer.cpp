@@ -201,7 +201,7 @@ void TrainerState::hold_until_copied(const torch::Tensor& pinned) {
 
 torch::Tensor TrainerState::model_input(const torch::Tensor& images, const torch::Tensor& photometric) const {
   const auto& m = teacher->manifest().image;
-  return data::to_model_input(images, m.mean, m.std, device, cfg.train.channels_last, photometric, view);
+  return data::to_model_input(images, m.mean, m.std, device, channels_last, photometric, view);
 }
 
 std::pair<double, double> TrainerState::validate() {

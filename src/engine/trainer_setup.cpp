@@ -81,6 +81,14 @@ void TrainerState::setup_device() {
                       "process per GPU)");
   device = cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank))
                 : torch::Device(torch::kCPU);
+  channels_last = cfg.train.channels_last;
+  if (std::string why; !cuda && channels_last && !models::cpu_channels_last_agrees(&why)) {
+    spdlog::warn("[train] this LibTorch's CPU convolutions are wrong in channels_last ({}): training in the "
+                 "contiguous layout instead of train.channels_last = true (ONEDNN_MAX_CPU_ISA=AVX2 is "
+                 "another way round it)",
+                 why);
+    channels_last = false;
+  }
   if (cuda) {
     if (cfg.train.deterministic) {
       ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
@@ -191,7 +199,7 @@ void TrainerState::setup_student() {
   }
   student->to(device);
   head->to(device);
-  if (cfg.train.channels_last) models::to_channels_last(*student);
+  if (channels_last) models::to_channels_last(*student);
   student->train();
   head->train();
 

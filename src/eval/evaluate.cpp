@@ -196,6 +196,7 @@ struct Evaluation {
   // input
   torch::Device device{torch::kCPU};
   bool cuda = false;
+  bool channels_last = true;  // false where this CPU's convolutions get channels_last wrong
   std::int64_t image_size = 224;
   std::vector<double> mean{0.485, 0.456, 0.406}, std{0.229, 0.224, 0.225};
   std::string norm_source = "ImageNet's (default)";
@@ -268,7 +269,13 @@ struct Evaluation {
     cuda = o.device == "cuda" || (o.device == "auto" && have);
     device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
     student->to(device);
-    models::to_channels_last(*student);
+    if (std::string why; !cuda && !models::cpu_channels_last_agrees(&why)) {
+      spdlog::warn("[eval] this LibTorch's CPU convolutions are wrong in channels_last ({}): evaluating in the "
+                   "contiguous layout (ONEDNN_MAX_CPU_ISA=AVX2 is another way round it)",
+                   why);
+      channels_last = false;
+    }
+    if (channels_last) models::to_channels_last(*student);
     student->eval();
     if (head) {
       head->to(device);
@@ -362,7 +369,7 @@ struct Evaluation {
   }
 
   torch::Tensor input(const torch::Tensor& images) const {
-    return data::to_model_input(images, mean, std, device, true);
+    return data::to_model_input(images, mean, std, device, channels_last);
   }
 
   // Features of `ds` under `view` (pass p draws its augmentation from epoch p), from the

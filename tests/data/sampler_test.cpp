@@ -16,7 +16,10 @@ namespace {
 std::string python_reference() {
   const std::string command =
       std::string(LGD_PYTHON) + " " + LGD_SOURCE_DIR + "/tests/python/sampler_reference.py";
-  std::unique_ptr<FILE, decltype(&pclose)> pipe(popen(command.c_str(), "r"), pclose);
+  struct Close {
+    void operator()(FILE* f) const { pclose(f); }
+  };
+  std::unique_ptr<FILE, Close> pipe(popen(command.c_str(), "r"));
   std::string out;
   char buffer[4096];
   while (pipe && std::fgets(buffer, sizeof buffer, pipe.get())) out += buffer;

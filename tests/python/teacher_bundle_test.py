@@ -10,6 +10,7 @@ scripts/export_clip.py's export_bundle(); then
 
 usage: teacher_bundle_test.py LGD TEACHER_EMBED SOURCE_DIR
 """
+import copy
 import json
 import shutil
 import struct
@@ -110,12 +111,20 @@ with tempfile.TemporaryDirectory() as tmp:
     err = ((ours - theirs).norm() / theirs.norm()).item()
     assert err < 1e-5, f"image embeddings differ: {err:.2e}"
     assert "frozen=1" in info, info
-    for dtype, tolerance in (("float64", 1e-5), ("bfloat16", 3e-2)):
-        run(EMBED, bundle, tmp / "x.bin", 4, tmp / "y.bin", dtype)
+    # In float64 and bfloat16: against the same model cast to that dtype in Python (bfloat16's
+    # own error is the platform's: Debian 13's PyTorch 2.6 on AVX-512 AMD CPUs is off by ~6% in
+    # bfloat16 convolutions, in Python as in lgd), and bfloat16 visibly not float32.
+    for dtype in (torch.float64, torch.bfloat16):
+        run(EMBED, bundle, tmp / "x.bin", 4, tmp / "y.bin", str(dtype).split(".")[1])
         other = torch.from_numpy(np.fromfile(tmp / "y.bin", dtype="<f4").reshape(4, D))
-        rel = ((other - theirs).norm() / theirs.norm()).item()
-        assert rel < tolerance, f"{dtype} teacher differs: relative error {rel:.2e}"
-        print(f"image embeddings in {dtype}: relative error {rel:.1e}")
+        with torch.no_grad():
+            python = copy.deepcopy(model).to(dtype).encode_image(x.to(dtype)).float()
+        rel = ((other - python).norm() / python.norm()).item()
+        from_f32 = ((other - theirs).norm() / theirs.norm()).item()
+        assert rel < 2e-3, f"{dtype} teacher differs from Python's: relative error {rel:.2e}"
+        if dtype == torch.bfloat16:
+            assert from_f32 > 1e-4, f"bfloat16 teacher equals the float32 one: relative difference {from_f32:.2e}"
+        print(f"image embeddings in {dtype}: relative error {rel:.1e} to Python's, {from_f32:.1e} to float32")
     print(f"image embeddings: relative error {err:.1e}; teacher frozen")
 
     # TSB against the formula.

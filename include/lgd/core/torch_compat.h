@@ -54,4 +54,18 @@ class CudaAutocast {
   at::ScalarType prev_dtype_;
 };
 
+// Turns off the libuv TCPStore back end in c10d::TCPStoreOptions (LibTorch 2.2+ has the
+// choice and 2.4+ makes libuv the default); false where the options have no such field.
+template <class TcpStoreOptions>
+bool tcpstore_without_libuv(TcpStoreOptions& options) {
+#if LGD_TORCH_AT_LEAST(2, 2)
+  if (!options.useLibUV) return false;
+  options.useLibUV = false;
+  return true;
+#else
+  (void)options;
+  return false;
+#endif
+}
+
 }  // namespace lgd::compat

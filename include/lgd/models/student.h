@@ -55,6 +55,14 @@ torch::nn::Sequential make_projection_head(std::int64_t feature_dim, std::int64_
 // Conv weights in channels_last, as model.to(memory_format=torch.channels_last) does.
 void to_channels_last(torch::nn::Module& module);
 
+// Whether this LibTorch's CPU convolutions give the numbers of a float64 reference in the
+// channels_last layout. Some builds do not on some CPUs: Debian 13's PyTorch 2.6 (oneDNN
+// 3.7) on an AVX-512 AMD EPYC computes the 256 -> 512 1x1 stride-2 convolution of ResNet's
+// last stage wrongly in channels_last (errors of the size of the output), and correctly in
+// the contiguous layout. Checked once per process on a few small convolutions of the
+// students' kinds; when false, `detail` names the one that differed and by how much.
+bool cpu_channels_last_agrees(std::string* detail = nullptr);
+
 // Number of elements over all parameters (buffers excluded).
 std::int64_t parameter_count(const torch::nn::Module& module);
 
