@@ -43,6 +43,19 @@ if has test; then
     gdb -batch -ex run -ex bt --args build-offline/tests/lgd_tests --gtest_filter="$crash" >"$out/backtrace.txt" 2>&1
     grep -E "^#" "$out/backtrace.txt" | head -30
   fi
+  if [ -n "$crash" ]; then
+    # Which library each C++ standard-library symbol of the crashing case binds to: a libstdc++
+    # symbol served by a LibTorch library (that exports its own copies) would show here.
+    say "symbol bindings of $crash outside libstdc++ (log: $out/bindings.txt)"
+    LD_DEBUG=bindings LD_DEBUG_OUTPUT="$out/ld" build-offline/tests/lgd_tests --gtest_filter="$crash" >/dev/null 2>&1
+    cat "$out"/ld.* 2>/dev/null | grep -E "normal symbol \`_ZN?St|normal symbol \`_ZNKSt" |
+      grep -v "to .*libstdc++" >"$out/bindings.txt"
+    # A library's own template instances bind to itself; the ones served by another library:
+    sed -E 's/.*binding file ([^ ]+) \[0\] to ([^ ]+) .*/\1 -> \2/' "$out/bindings.txt" |
+      awk '$1 != $3' | sort | uniq -c | sort -rn | head
+    grep -m5 "filesystem" "$out/bindings.txt"
+    rm -f "$out"/ld.*
+  fi
 fi
 if has bench; then
   say "scripts/bench/gpu_step.sh (JSON: $out/gpu_step.jsonl)"
