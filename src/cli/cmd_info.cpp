@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <string>
 #include <thread>
 
 #include "commands.h"
@@ -26,6 +27,13 @@ void add_info_command(CLI::App& app, Commands& commands) {
                      torch::get_num_threads(), std::thread::hardware_concurrency());
          std::printf("Process groups:%s%s\n", dist::gloo_available() ? " gloo" : "",
                      dist::nccl_available() ? " nccl" : (dist::gloo_available() ? "" : " none"));
+         std::string why;
+         if (models::cpu_channels_last_agrees(&why))
+           std::printf("CPU convolutions in channels_last: agree with a float64 reference\n");
+         else
+           std::printf("CPU convolutions in channels_last: WRONG in this LibTorch on this CPU (%s); train and eval "
+                       "on the CPU use the contiguous layout\n",
+                       why.c_str());
          std::printf("Image formats: JPEG, PNG%s\n\n",
                      data::decodes_other_formats() ? " and OpenCV's others (BMP, WebP, TIFF, ...)"
                                                    : " (built without OpenCV)");

@@ -146,6 +146,22 @@ with tempfile.TemporaryDirectory() as tmp:
     diff = max((lgd_train - tv_train).abs().max().item(), (lgd_val - tv_val).abs().max().item())
     scale = tv_train.abs().max().item()
     check("features equal torchvision's", diff <= 1e-4 * max(scale, 1.0), f"max diff {diff:.2e} (scale {scale:.2f})")
+
+    # Where this CPU's channels_last convolutions are wrong (Debian 13's PyTorch 2.6 on AVX-512
+    # AMD CPUs: ResNet's 256 -> 512 1x1 stride-2 one), lgd says so and evaluates in the contiguous
+    # layout, which the comparison above checks; `lgd info`'s verdict equals Python's on that one.
+    g = torch.Generator().manual_seed(1)
+    x, w = torch.randn(2, 256, 4, 4, generator=g), torch.randn(512, 256, 1, 1, generator=g) / 16
+    with torch.no_grad():
+        ref = F.conv2d(x.double(), w.double(), stride=2)
+        cl = F.conv2d(x.contiguous(memory_format=torch.channels_last),
+                      w.contiguous(memory_format=torch.channels_last), stride=2)
+    python_ok = ((cl.double() - ref).abs().max() / ref.abs().max()).item() < 1e-4
+    info = [l for l in run(LGD, "info").stdout.splitlines() if l.startswith("CPU convolutions in channels_last")]
+    check("lgd info's channels_last verdict equals Python's", len(info) == 1 and
+          ("agree with a float64 reference" in info[0]) == python_ok, f"{info}, Python's agrees: {python_ok}")
+    warned = "convolutions are wrong in channels_last" in done.stderr
+    check("the eval warns exactly where channels_last is wrong", warned == (not python_ok), done.stderr[-300:])
     check("feature labels", torch.equal(lgd_train_y, torch.tensor(train_labels)) and
           torch.equal(lgd_val_y, torch.tensor(val_labels)))
 
