@@ -81,14 +81,7 @@ void TrainerState::setup_device() {
                       "process per GPU)");
   device = cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank))
                 : torch::Device(torch::kCPU);
-  channels_last = cfg.train.channels_last;
-  if (std::string why; !cuda && channels_last && !models::cpu_channels_last_agrees(&why)) {
-    spdlog::warn("[train] this LibTorch's CPU convolutions are wrong in channels_last ({}): training in the "
-                 "contiguous layout instead of train.channels_last = true (ONEDNN_MAX_CPU_ISA=AVX2 is "
-                 "another way round it)",
-                 why);
-    channels_last = false;
-  }
+  channels_last = models::use_channels_last(device, cfg.train.channels_last, "train");
   if (cuda) {
     if (cfg.train.deterministic) {
       ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);

@@ -68,7 +68,7 @@ struct TrainerState {
   bool autocast = false;                          // CUDA autocast on (train.amp != off)
   torch::ScalarType amp_dtype = torch::kBFloat16;  // its dtype, also the teacher's on CUDA
   int threads = 1;
-  bool channels_last = true;  // train.channels_last, unless this CPU's convolutions get it wrong
+  bool channels_last = true;  // train.channels_last, unless this CPU gets it wrong (models::use_channels_last)
 
   dist::LaunchInfo launch;
   std::shared_ptr<distill::Collective> collective = distill::single_process_collective();

@@ -196,7 +196,7 @@ struct Evaluation {
   // input
   torch::Device device{torch::kCPU};
   bool cuda = false;
-  bool channels_last = true;  // false where this CPU's convolutions get channels_last wrong
+  bool channels_last = true;  // models::use_channels_last
   std::int64_t image_size = 224;
   std::vector<double> mean{0.485, 0.456, 0.406}, std{0.229, 0.224, 0.225};
   std::string norm_source = "ImageNet's (default)";
@@ -269,12 +269,7 @@ struct Evaluation {
     cuda = o.device == "cuda" || (o.device == "auto" && have);
     device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
     student->to(device);
-    if (std::string why; !cuda && !models::cpu_channels_last_agrees(&why)) {
-      spdlog::warn("[eval] this LibTorch's CPU convolutions are wrong in channels_last ({}): evaluating in the "
-                   "contiguous layout (ONEDNN_MAX_CPU_ISA=AVX2 is another way round it)",
-                   why);
-      channels_last = false;
-    }
+    channels_last = models::use_channels_last(device, true, "eval");
     if (channels_last) models::to_channels_last(*student);
     student->eval();
     if (head) {

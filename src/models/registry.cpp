@@ -120,6 +120,15 @@ bool cpu_channels_last_agrees(std::string* detail) {
   return check.agrees;
 }
 
+bool use_channels_last(const torch::Device& device, bool wants, const char* who) {
+  std::string why;
+  if (!wants || !device.is_cpu() || cpu_channels_last_agrees(&why)) return wants;
+  spdlog::warn("[{}] this LibTorch's CPU convolutions are wrong in channels_last ({}): using the contiguous layout "
+               "instead (ONEDNN_MAX_CPU_ISA=AVX2 is another way round it)",
+               who, why);
+  return false;
+}
+
 std::int64_t parameter_count(const torch::nn::Module& module) {
   std::int64_t n = 0;
   for (const auto& p : module.parameters()) n += p.numel();

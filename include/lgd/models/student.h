@@ -63,6 +63,10 @@ void to_channels_last(torch::nn::Module& module);
 // students' kinds; when false, `detail` names the one that differed and by how much.
 bool cpu_channels_last_agrees(std::string* detail = nullptr);
 
+// Whether `who` ("train", "eval") runs in channels_last on `device` when it `wants` to: not on
+// a CPU whose convolutions get it wrong (cpu_channels_last_agrees), which it warns about once.
+bool use_channels_last(const torch::Device& device, bool wants, const char* who);
+
 // Number of elements over all parameters (buffers excluded).
 std::int64_t parameter_count(const torch::nn::Module& module);
 
