@@ -17,6 +17,16 @@ PACKAGES=(
   python3-matplotlib                 # the plot of scripts/compare.sh
 )
 
+# sentencepiece >= 0.2 (Debian 14 on) declares its API with Abseil types, and Debian's
+# libsentencepiece-dev does not depend on libabsl-dev.
+if command -v apt-cache >/dev/null 2>&1; then
+  sp_version=$(apt-cache policy libsentencepiece-dev 2>/dev/null | awk '/Candidate:/ {print $2}')
+  if [ -n "$sp_version" ] && [ "$sp_version" != "(none)" ] &&
+     dpkg --compare-versions "$sp_version" ge 0.2; then
+    PACKAGES+=(libabsl-dev)
+  fi
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

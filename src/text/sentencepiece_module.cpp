@@ -4,6 +4,7 @@
 // global symbol scope.
 #include <sentencepiece_processor.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -63,8 +64,15 @@ __attribute__((visibility("default"))) long lgd_sp_decode(void* handle, const in
                                                           std::size_t capacity, char* error,
                                                           std::size_t error_size) {
   std::string out;
+#ifdef ABSL_NAMESPACE_BEGIN
+  // sentencepiece >= 0.2 (declared with Abseil types) takes the ids as a span; its
+  // std::vector overload is deprecated.
+  const auto status = static_cast<sentencepiece::SentencePieceProcessor*>(handle)->Decode(
+      absl::Span<const int>(ids, count), &out);
+#else
   const auto status = static_cast<sentencepiece::SentencePieceProcessor*>(handle)->Decode(
       std::vector<int>(ids, ids + count), &out);
+#endif
   if (!status.ok()) {
     set_error(error, error_size, status.ToString());
     return -1;
