@@ -17,12 +17,12 @@ PACKAGES=(
   python3-matplotlib                 # the plot of scripts/compare.sh
 )
 
-# sentencepiece >= 0.2 (Debian 14 on) declares its API with Abseil types, and Debian's
-# libsentencepiece-dev does not depend on libabsl-dev.
+# sentencepiece >= 0.2.1 declares its API with Abseil types (0.2.0, Debian 13's, still has
+# its own stand-ins), and Debian's libsentencepiece-dev does not depend on libabsl-dev.
 if command -v apt-cache >/dev/null 2>&1; then
   sp_version=$(apt-cache policy libsentencepiece-dev 2>/dev/null | awk '/Candidate:/ {print $2}')
   if [ -n "$sp_version" ] && [ "$sp_version" != "(none)" ] &&
-     dpkg --compare-versions "$sp_version" ge 0.2; then
+     dpkg --compare-versions "$sp_version" ge 0.2.1; then
     PACKAGES+=(libabsl-dev)
   fi
 fi
