@@ -29,6 +29,14 @@ if has build; then
     tail -20 "$out/build.log"; say "build failed"; exit 1
   fi
   build-offline/src/cli/lgd info | tee "$out/info.txt"
+  # pip builds of LibTorch may export their own std::filesystem copies (pytorch/pytorch#133437);
+  # lgd's executables link libstdc++ first so that those cannot replace libstdc++'s.
+  torch_lib=$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null)
+  for lib in "$torch_lib"/libtorch_cpu.so "$torch_lib"/libc10.so; do
+    [ -f "$lib" ] &&
+      say "$(basename "$lib") exports $(nm -D --defined-only "$lib" 2>/dev/null | grep -c -E ' _ZNK?St10filesystem') std::filesystem symbols"
+  done
+  say "lgd_tests' first libraries: $(readelf -d build-offline/tests/lgd_tests | awk '/NEEDED/ {print $5}' | head -3 | tr -d '[]' | tr '\n' ' ')"
 fi
 if has test; then
   say "ctest (log: $out/ctest.log)"
