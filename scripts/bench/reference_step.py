@@ -82,6 +82,9 @@ def main():
     p.add_argument("--no-channels-last", action="store_true",
                    help="keep the student in NCHW (lgd's train.channels_last: false)")
     p.add_argument("--flops", action="store_true", help="count one step's FLOPs (torch.utils.flop_counter)")
+    p.add_argument("--trace", help="also write a Chrome trace (torch.profiler: operators, and CUDA kernels on a "
+                                    "GPU) of --trace-steps more steps after the timed ones, as lgd bench train --trace")
+    p.add_argument("--trace-steps", type=int, default=3)
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -186,6 +189,14 @@ def main():
            **{f"{k}_ms": round(1000 * v / a.steps, 3) for k, v in phases.items()}}
     if cuda:
         out["gpu"] = torch.cuda.get_device_name(dev)
+    if a.trace:
+        from torch.profiler import ProfilerActivity, profile
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=activities) as prof:
+            for _ in range(a.trace_steps):
+                step()
+            sync()
+        prof.export_chrome_trace(a.trace)
     if a.flops:
         try:
             from torch.utils.flop_counter import FlopCounterMode

@@ -165,27 +165,36 @@ void add_bench_command(CLI::App& app, Commands& commands) {
   train->add_option("--steps", tb->options.steps, "Timed steps")->capture_default_str()->check(CLI::PositiveNumber);
   train->add_option("--warmup", tb->options.warmup, "Untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
   train->add_flag("--json", tb->json, "Print the result as one JSON object on stdout");
+  train->add_option("--trace", tb->options.trace,
+                    "Also write a Chrome trace (chrome://tracing, Perfetto) of --trace-steps more "
+                    "steps after the timed ones: LibTorch's operators, and the CUDA kernels where "
+                    "LibTorch 2.x runs on a GPU");
+  train->add_option("--trace-steps", tb->options.trace_steps, "Steps in the trace")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   commands.push_back({train, [tb] {
     const auto r = engine::bench_train(tb->options);
     if (tb->json) {
       std::printf("{\"impl\": \"lgd\", \"device\": \"%s\", \"arch\": \"%s\", \"method\": \"%s\", "
-                  "\"teacher\": \"%s\", \"amp\": \"%s\", \"photometric\": \"%s\", "
+                  "\"teacher\": \"%s\", \"amp\": \"%s\", \"photometric\": \"%s\", \"channels_last\": %s, "
                   "\"batch\": %lld, \"image_size\": %lld, \"threads\": %lld, "
                   "\"steps\": %lld, \"step_ms\": %.3f, \"images_per_s\": %.2f, \"teacher_ms\": %.3f, "
                   "\"student_ms\": %.3f, \"update_ms\": %.3f, \"optimizer_ms\": %.3f}\n",
                   r.device.c_str(), r.arch.c_str(), r.method.c_str(), r.teacher.c_str(),
-                  r.amp.c_str(), r.photometric.c_str(), static_cast<long long>(r.batch), static_cast<long long>(r.image_size),
+                  r.amp.c_str(), r.photometric.c_str(), r.channels_last ? "true" : "false",
+                  static_cast<long long>(r.batch), static_cast<long long>(r.image_size),
                   static_cast<long long>(r.threads), static_cast<long long>(r.steps), r.step_ms,
                   r.images_per_s, r.teacher_ms, r.student_ms, r.update_ms, r.optimizer_ms);
     } else {
       std::printf("train step, %s + %s teacher, %s, batch %lld at %lld px on %s (%lld threads, "
-                  "autocast %s, colour work %s):\n"
+                  "autocast %s, %s, colour work %s):\n"
                   "  %.1f ms/step, %.1f images/s\n"
                   "  split (synchronised): teacher %.1f ms, student fwd+bwd %.1f ms, bank update "
                   "%.2f ms, optimiser %.1f ms\n",
                   r.arch.c_str(), r.teacher.c_str(), r.method.c_str(), static_cast<long long>(r.batch),
                   static_cast<long long>(r.image_size), r.device.c_str(),
                   static_cast<long long>(r.threads), r.amp.c_str(),
+                  r.channels_last ? "channels_last" : "contiguous",
                   r.photometric == "device" ? "on the device, in the step"
                   : r.photometric == "host" ? "in the loader, not in the step"
                                             : "none",

@@ -584,6 +584,12 @@ int Trainer::run() {
 }
 
 BenchTrainResult bench_train(const BenchTrainOptions& options) {
+  if (!options.trace.empty()) {  // before the steps, not after them
+    const auto folder = std::filesystem::absolute(options.trace).parent_path();
+    std::error_code ec;
+    if (!std::filesystem::is_directory(folder, ec))
+      throw IoError(options.trace + ": no folder " + folder.string() + " to write the trace in (--trace)");
+  }
   detail::TrainerState m;
   m.config_path = options.args.config;
   m.loaded = config::load_run_config(options.args.config, options.args.overrides);
@@ -657,6 +663,7 @@ BenchTrainResult bench_train(const BenchTrainOptions& options) {
   r.teacher = m.teacher->manifest().name;
   r.amp = m.cuda && m.autocast ? cfg.train.amp : "off";
   r.photometric = photometric.defined() ? "device" : m.view.view == data::View::kMocoV2 ? "host" : "none";
+  r.channels_last = m.channels_last;
   r.batch = B;
   r.image_size = S;
   r.threads = m.threads;
@@ -668,6 +675,22 @@ BenchTrainResult bench_train(const BenchTrainOptions& options) {
   r.student_ms = 1000.0 * phases.student / n;
   r.update_ms = 1000.0 * phases.update / n;
   r.optimizer_ms = 1000.0 * phases.optimizer / n;
+
+  if (!options.trace.empty()) {
+    const std::string scratch =
+        (std::filesystem::temp_directory_path() / ("lgd_trace_" + std::to_string(::getpid()) + ".json")).string();
+    std::string trace;
+    try {
+      compat::OpProfiler profiler(m.cuda, scratch);
+      for (int i = 0; i < options.trace_steps; ++i) one_step(nullptr);
+      if (m.cuda) torch::cuda::synchronize(m.device.index());
+      trace = profiler.finish();
+    } catch (const c10::Error& e) {
+      throw Error(options.trace + ": the profiler failed (" + e.what_without_backtrace() + ")");
+    }
+    if (trace.empty()) throw Error(options.trace + ": the profiler recorded nothing");
+    write_file_atomic(options.trace, trace);
+  }
   return r;
 }
 

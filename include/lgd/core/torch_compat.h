@@ -9,7 +9,16 @@
 
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/cuda.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
 
 namespace lgd::compat {
 
@@ -67,5 +76,58 @@ bool tcpstore_without_libuv(TcpStoreOptions& options) {
   return false;
 #endif
 }
+
+// Records the operators this process runs, from construction to finish(), which returns a
+// Chrome trace (chrome://tracing, Perfetto). LibTorch 2.x: the Kineto profiler, with the CUDA
+// kernels when `cuda` is set ({"traceEvents": [...]}); 1.13 (Debian's, built without Kineto):
+// the legacy profiler, operators only (a JSON list of events). `scratch` is a file Kineto may
+// write its trace to (it writes only to files); it is removed again.
+class OpProfiler {
+ public:
+  OpProfiler(bool cuda, std::string scratch) : scratch_(std::move(scratch)) {
+#if LGD_TORCH_AT_LEAST(2, 0)
+    namespace impl = torch::profiler::impl;
+    const impl::ProfilerConfig config(impl::ProfilerState::KINETO);
+    std::set<impl::ActivityType> activities{impl::ActivityType::CPU};
+    if (cuda) activities.insert(impl::ActivityType::CUDA);
+    torch::autograd::profiler::prepareProfiler(config, activities);
+    torch::autograd::profiler::enableProfiler(config, activities);
+#else
+    (void)cuda;
+    legacy_ = std::make_unique<torch::autograd::profiler::RecordProfile>(legacy_out_);
+#endif
+  }
+  OpProfiler(const OpProfiler&) = delete;
+  OpProfiler& operator=(const OpProfiler&) = delete;
+  ~OpProfiler() {
+    try {
+      if (!finished_) finish();
+    } catch (...) {
+    }
+  }
+  std::string finish() {
+    finished_ = true;
+#if LGD_TORCH_AT_LEAST(2, 0)
+    torch::autograd::profiler::disableProfiler()->save(scratch_);
+    std::ifstream in(scratch_, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    in.close();
+    std::remove(scratch_.c_str());
+    return text.str();
+#else
+    legacy_.reset();  // writes the events
+    return legacy_out_.str();
+#endif
+  }
+
+ private:
+  std::string scratch_;
+  bool finished_ = false;
+#if !LGD_TORCH_AT_LEAST(2, 0)
+  std::ostringstream legacy_out_;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> legacy_;
+#endif
+};
 
 }  // namespace lgd::compat

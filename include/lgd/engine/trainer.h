@@ -47,12 +47,17 @@ struct BenchTrainOptions {
   TrainArgs args;
   int warmup = 3;  // untimed steps
   int steps = 10;  // timed steps
+  // When set, a Chrome trace of `trace_steps` more steps after the timed ones (operators, and
+  // CUDA kernels where LibTorch has Kineto) is written there; the timing does not include them.
+  std::string trace;
+  int trace_steps = 3;
 };
 
 struct BenchTrainResult {
   std::string device, arch, method, teacher;
   std::string amp;          // off | bf16 | fp16: the autocast the step ran under
   std::string photometric;  // device | host (the colour work not in the step) | none
+  bool channels_last = false;  // the layout the step ran in (train.channels_last, as applied)
   std::int64_t batch = 0, image_size = 0, threads = 0, steps = 0;
   double step_ms = 0;      // mean wall time of a whole step, no synchronisation inside
   double images_per_s = 0;
