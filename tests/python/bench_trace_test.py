@@ -3,8 +3,9 @@
 usage: bench_trace_test.py LGD SOURCE_DIR
 
 With a tiny teacher bundle and a ResNet-18 student on the CPU:
-  * the JSON line parses and reports the layout the step ran in (`channels_last`, true by
-    default and false with train.channels_last=false) and the steps asked for;
+  * the JSON line parses and reports the layout the step ran in (`channels_last`: true by
+    default where `lgd info` finds the CPU's channels_last convolutions right, false with
+    train.channels_last=false) and the steps asked for;
   * the trace parses as a Chrome trace (Kineto's {"traceEvents": [...]} on LibTorch 2.x, the
     legacy profiler's event list on 1.13) and holds, for each traced step, one convolution
     backward per convolution of torchvision's resnet18 (only the student has a backward), and
@@ -61,7 +62,12 @@ method: {{name: lgd}}
     done = bench(config, "--steps", 1, "--warmup", 1, "--json", "--trace", trace, "--trace-steps", trace_steps)
     check("bench train --trace exits 0", done.returncode == 0, done.stderr.strip()[-300:])
     line = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {}
-    check("JSON: channels_last true by default", line.get("channels_last") is True, str(line))
+    # true by default, unless this LibTorch's CPU convolutions are wrong in channels_last
+    # (then lgd falls back to contiguous and `lgd info` says so).
+    info = subprocess.run([LGD, "info"], capture_output=True, text=True).stdout
+    healthy = "CPU convolutions in channels_last: agree" in info
+    check(f"JSON: channels_last {str(healthy).lower()} by default (CPU check: {'agrees' if healthy else 'wrong'})",
+          line.get("channels_last") is healthy, str(line))
     check("JSON: steps", line.get("steps") == 1 and line.get("arch") == "resnet18", str(line))
 
     events = trace_events(trace) if trace.exists() else []
