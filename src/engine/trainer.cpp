@@ -677,14 +677,13 @@ BenchTrainResult bench_train(const BenchTrainOptions& options) {
   r.optimizer_ms = 1000.0 * phases.optimizer / n;
 
   if (!options.trace.empty()) {
-    const std::string scratch =
-        (std::filesystem::temp_directory_path() / ("lgd_trace_" + std::to_string(::getpid()) + ".json")).string();
     std::string trace;
     try {
-      compat::OpProfiler profiler(m.cuda, scratch);
+      compat::OpProfiler profiler(m.cuda);
       for (int i = 0; i < options.trace_steps; ++i) one_step(nullptr);
       if (m.cuda) torch::cuda::synchronize(m.device.index());
-      trace = profiler.finish();
+      trace = profiler.finish(
+          (std::filesystem::temp_directory_path() / ("lgd_trace_" + std::to_string(::getpid()) + ".json")).string());
     } catch (const c10::Error& e) {
       throw Error(options.trace + ": the profiler failed (" + e.what_without_backtrace() + ")");
     }

@@ -80,11 +80,11 @@ bool tcpstore_without_libuv(TcpStoreOptions& options) {
 // Records the operators this process runs, from construction to finish(), which returns a
 // Chrome trace (chrome://tracing, Perfetto). LibTorch 2.x: the Kineto profiler, with the CUDA
 // kernels when `cuda` is set ({"traceEvents": [...]}); 1.13 (Debian's, built without Kineto):
-// the legacy profiler, operators only (a JSON list of events). `scratch` is a file Kineto may
-// write its trace to (it writes only to files); it is removed again.
+// the legacy profiler, operators only (a JSON list of events). Destroyed unfinished, it stops
+// recording and writes nothing.
 class OpProfiler {
  public:
-  OpProfiler(bool cuda, std::string scratch) : scratch_(std::move(scratch)) {
+  explicit OpProfiler(bool cuda) {
 #if LGD_TORCH_AT_LEAST(2, 0)
     namespace impl = torch::profiler::impl;
     const impl::ProfilerConfig config(impl::ProfilerState::KINETO);
@@ -100,29 +100,35 @@ class OpProfiler {
   OpProfiler(const OpProfiler&) = delete;
   OpProfiler& operator=(const OpProfiler&) = delete;
   ~OpProfiler() {
+    if (finished_) return;
     try {
-      if (!finished_) finish();
+#if LGD_TORCH_AT_LEAST(2, 0)
+      torch::autograd::profiler::disableProfiler();
+#else
+      legacy_.reset();
+#endif
     } catch (...) {
     }
   }
-  std::string finish() {
+  // `scratch`: a file Kineto writes its trace to (it writes only to files), removed again.
+  std::string finish(const std::string& scratch) {
     finished_ = true;
 #if LGD_TORCH_AT_LEAST(2, 0)
-    torch::autograd::profiler::disableProfiler()->save(scratch_);
-    std::ifstream in(scratch_, std::ios::binary);
+    torch::autograd::profiler::disableProfiler()->save(scratch);
+    std::ifstream in(scratch, std::ios::binary);
     std::ostringstream text;
     text << in.rdbuf();
     in.close();
-    std::remove(scratch_.c_str());
+    std::remove(scratch.c_str());
     return text.str();
 #else
+    (void)scratch;
     legacy_.reset();  // writes the events
     return legacy_out_.str();
 #endif
   }
 
  private:
-  std::string scratch_;
   bool finished_ = false;
 #if !LGD_TORCH_AT_LEAST(2, 0)
   std::ostringstream legacy_out_;
