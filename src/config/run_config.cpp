@@ -25,6 +25,10 @@ FieldSet describe(RunConfig& c) {
         "Weights file (.pth or .safetensors) when student.init is weights.");
 
   f.add("teacher.bundle", &c.teacher.bundle, "Teacher bundle directory (holds lgd_teacher.yaml).");
+  f.add("teacher.freeze", &c.teacher.freeze,
+        "Run the image encoder frozen as torch.jit.freeze does, on the training device and "
+        "dtype: weights become graph constants, BatchNorm after a convolution is folded into "
+        "it. Embeddings equal the loaded encoder's up to rounding; false runs it as loaded.");
 
   f.add("data.dataset", &c.data.dataset, "Dataset format.")
       .one_of({"image_folder", "file_list", "idx", "cifar"});

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "lgd/core/config_yaml.h"
 #include "lgd/core/errors.h"
@@ -107,6 +108,7 @@ std::unique_ptr<text::Tokenizer> make_tokenizer(const std::string& dir, const Te
 struct Teacher::Modules {
   torch::jit::Module image;
   torch::jit::Module text;
+  std::optional<torch::jit::Module> image_frozen;  // optimize_image_encoder(.., true)
 };
 
 Teacher::~Teacher() = default;
@@ -165,15 +167,35 @@ std::unique_ptr<Teacher> Teacher::load(const std::string& dir) {
 void Teacher::to(torch::Device device, torch::ScalarType dtype) {
   // The image encoder runs every step, in `dtype`; the text encoder runs once per bank and
   // stays float32 (a traced text encoder may make float32 tensors of its own).
+  modules_->image_frozen.reset();
   modules_->image.to(device, dtype);
   modules_->text.to(device, torch::kFloat32);
   device_ = device;
   dtype_ = dtype;
 }
 
+void Teacher::optimize_image_encoder(bool channels_last, bool freeze) {
+  torch::NoGradGuard no_grad;
+  modules_->image_frozen.reset();
+  if (channels_last)
+    for (auto p : modules_->image.parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+  if (!freeze) return;
+  try {
+    modules_->image_frozen = torch::jit::freeze(modules_->image);
+  } catch (const std::exception& e) {
+    throw IoError((fs::path(dir_) / manifest_.image.file).string() +
+                  ": the image encoder cannot be frozen (" + short_error(e) +
+                  "); set teacher.freeze: false to run it as loaded");
+  }
+}
+
+bool Teacher::image_encoder_frozen() const { return modules_->image_frozen.has_value(); }
+
 torch::Tensor Teacher::encode_images(const torch::Tensor& images) const {
   torch::NoGradGuard no_grad;
-  auto out = modules_->image.forward({images.to(device_, dtype_)}).toTensor();
+  auto& module = modules_->image_frozen ? *modules_->image_frozen : modules_->image;
+  auto out = module.forward({images.to(device_, dtype_)}).toTensor();
   return out.to(torch::kFloat32);
 }
 

@@ -315,11 +315,12 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
   m.tty = ::isatty(STDERR_FILENO) == 1;
 
   spdlog::info(
-      "[train] {} on {} ({} threads{}); teacher {} (D = {}, {} px); method {} over {} classes; "
+      "[train] {} on {} ({} threads{}); teacher {} (D = {}, {} px{}); method {} over {} classes; "
       "{} images, {} epochs x {} steps of {} images; peak lr {:.4g}",
       cfg.student.arch, m.cuda ? "cuda" : "cpu", m.threads,
       m.cuda ? (m.autocast ? ", autocast " + cfg.train.amp : std::string(", float32")) : "",
       m.teacher->manifest().name, m.teacher->manifest().embed_dim, cfg.data.image_size,
+      m.teacher->image_encoder_frozen() ? ", frozen graph" : "",
       cfg.method.name, m.tsb.weights.size(1), m.dataset->size(), cfg.optim.epochs, m.steps_per_epoch,
       m.global_batch, m.schedule->peak());
   spdlog::info("[train] view {}{}; non-finite losses checked {}", cfg.data.augment,

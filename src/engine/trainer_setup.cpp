@@ -113,6 +113,7 @@ void TrainerState::setup_teacher() {
                       " takes " + std::to_string(m.image.size) + " px images (" +
                       cfg.teacher.bundle + "/lgd_teacher.yaml image.size)");
   teacher->to(device, autocast ? amp_dtype : torch::kFloat32);
+  teacher->optimize_image_encoder(channels_last, cfg.teacher.freeze);
 }
 
 void TrainerState::setup_bank() {

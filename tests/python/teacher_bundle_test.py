@@ -4,7 +4,7 @@ A small dual encoder and a SentencePiece model trained here go through
 scripts/export_clip.py's export_bundle(); then
   * `lgd tokenize` gives the ids Python's SentencePiece gives under the manifest's rules;
   * lgd's image embeddings equal the eager model's (relative error < 1e-5) and the
-    loaded teacher is frozen;
+    loaded teacher is frozen; frozen as a graph (teacher.freeze), they equal torch.jit.freeze's;
   * `lgd bank build` equals the TSB formula computed here (max abs difference < 1e-6);
   * every bundle validation error is one line naming the file and field, exit code 1 or 2.
 
@@ -126,6 +126,31 @@ with tempfile.TemporaryDirectory() as tmp:
             assert from_f32 > 1e-4, f"bfloat16 teacher equals the float32 one: relative difference {from_f32:.2e}"
         print(f"image embeddings in {dtype}: relative error {rel:.1e} to Python's, {from_f32:.1e} to float32")
     print(f"image embeddings: relative error {err:.1e}; teacher frozen")
+
+    # The trainer's frozen image encoder (teacher.freeze): equal to torch.jit.freeze's in Python
+    # (which folds the BatchNorm into the convolution) and to the eager model, with the weights
+    # and input in channels_last or not; in bfloat16, to the bfloat16 model frozen in Python.
+    encoder = torch.jit.load(str(bundle / "image_encoder.pt")).eval()
+    assert "aten::batch_norm" not in str(torch.jit.freeze(encoder).graph), "Python's freeze kept the BatchNorm"
+    for dtype, options in (("float32", "freeze"), ("float32", "freeze,channels_last"),
+                           ("float32", "channels_last"), ("bfloat16", "freeze")):
+        info = run(EMBED, bundle, tmp / "x.bin", 4, tmp / "y.bin", dtype, options).stdout
+        got = torch.from_numpy(np.fromfile(tmp / "y.bin", dtype="<f4").reshape(4, D))
+        want_frozen = "freeze" in options
+        assert f"frozen_graph={int(want_frozen)}" in info, (options, info)
+        cast = getattr(torch, dtype)
+        python = torch.jit.load(str(bundle / "image_encoder.pt")).eval().to(cast)
+        python = torch.jit.freeze(python) if want_frozen else python
+        with torch.no_grad():
+            want = python(x.to(cast)).float()
+            eager = copy.deepcopy(model).to(cast).encode_image(x.to(cast)).float()
+        rel = ((got - want).norm() / want.norm()).item()
+        from_eager = ((got - eager).norm() / eager.norm()).item()
+        assert rel < 1e-6, f"{dtype} {options}: differs from Python's: relative error {rel:.2e}"
+        bound = 1e-5 if dtype == "float32" else 2e-2
+        assert from_eager < bound, f"{dtype} {options}: differs from the eager model: {from_eager:.2e}"
+        print(f"image embeddings, {dtype} {options}: relative error {rel:.1e} to Python's, "
+              f"{from_eager:.1e} to the eager model")
 
     # TSB against the formula.
     (tmp / "names.txt").write_text("# Fashion-MNIST\n\n" + "\n".join(NAMES) + "\n")

@@ -25,6 +25,7 @@ struct StudentSection {
 
 struct TeacherSection {
   std::string bundle;  // teacher bundle directory (lgd_teacher.yaml inside)
+  bool freeze = true;  // image encoder frozen as torch.jit.freeze does (BatchNorm folded)
 };
 
 struct DataSection {

@@ -62,6 +62,16 @@ class Teacher {
   // float16; float32 by default), the text encoder in float32. Inputs are moved and cast by
   // the encode functions; outputs are float32.
   void to(torch::Device device, torch::ScalarType dtype);
+
+  // Readies the image encoder for many forwards on its device and dtype (call after to();
+  // a later to() undoes it). `channels_last`: its 4-D weights in the channels-last layout
+  // the training inputs have, so convolutions do not reformat them on every call. `freeze`:
+  // the encoder frozen as torch.jit.freeze freezes it (parameters become constants of the
+  // graph; BatchNorm after a convolution, and an add / mul of a constant, folded into it).
+  // Outputs equal the unfrozen encoder's up to rounding (the folded weights are computed in
+  // the encoder's dtype). Throws IoError naming the image file when freezing fails.
+  void optimize_image_encoder(bool channels_last, bool freeze);
+  bool image_encoder_frozen() const;
   torch::Device device() const { return device_; }
   torch::ScalarType dtype() const { return dtype_; }
 
@@ -72,7 +82,8 @@ class Teacher {
   // Tokenizes (error on overlong text) and encodes: [texts.size(), D].
   torch::Tensor encode_texts(const std::vector<std::string>& texts) const;
 
-  // Every parameter and buffer of both encoders, for checks that the teacher never moves.
+  // Every parameter and buffer of both encoders as loaded (a frozen image encoder is made
+  // from these), for checks that the teacher never moves.
   std::vector<torch::Tensor> state() const;
 
  private:
