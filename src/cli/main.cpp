@@ -6,9 +6,11 @@
 #include "commands.h"
 #include "lgd/core/errors.h"
 #include "lgd/core/logging.h"
+#include "lgd/core/malloc_tuning.h"
 #include "lgd/core/version.h"
 
 int main(int argc, char** argv) {
+  const auto malloc_tuning = lgd::keep_freed_memory();
   CLI::App app{
       "lgd: pre-train small vision models by Language-Guided Distillation from a frozen "
       "CLIP-style teacher.\n"};
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
 
   try {
     lgd::init_logging(log_level, log_file);
+    spdlog::debug("[lgd] malloc: {}", malloc_tuning.reason);
     for (const auto& command : commands)
       if (command.app->parsed()) return command.run();
     std::cerr << "lgd: error: no command given (see 'lgd --help')\n";

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <optional>
 
+#include <spdlog/spdlog.h>
+
 #include "lgd/core/config_yaml.h"
 #include "lgd/core/errors.h"
 #include "lgd/core/shape_string.h"
@@ -132,8 +134,9 @@ std::unique_ptr<Teacher> Teacher::load(const std::string& dir) {
                     short_error(e) + ")");
     }
   };
-  t->modules_ = std::make_unique<Modules>(
-      Modules{load_module("image.file", m.image.file), load_module("text.file", m.text.file)});
+  t->modules_ = std::make_unique<Modules>(Modules{load_module("image.file", m.image.file),
+                                                  load_module("text.file", m.text.file),
+                                                  std::nullopt});
 
   t->tokenizer_ = make_tokenizer(dir, m);
 
@@ -184,9 +187,8 @@ void Teacher::optimize_image_encoder(bool channels_last, bool freeze) {
   try {
     modules_->image_frozen = torch::jit::freeze(modules_->image);
   } catch (const std::exception& e) {
-    throw IoError((fs::path(dir_) / manifest_.image.file).string() +
-                  ": the image encoder cannot be frozen (" + short_error(e) +
-                  "); set teacher.freeze: false to run it as loaded");
+    spdlog::warn("[teacher] {}: the image encoder cannot be frozen ({}); running it as loaded",
+                 (fs::path(dir_) / manifest_.image.file).string(), short_error(e));
   }
 }
 

@@ -69,7 +69,8 @@ class Teacher {
   // the encoder frozen as torch.jit.freeze freezes it (parameters become constants of the
   // graph; BatchNorm after a convolution, and an add / mul of a constant, folded into it).
   // Outputs equal the unfrozen encoder's up to rounding (the folded weights are computed in
-  // the encoder's dtype). Throws IoError naming the image file when freezing fails.
+  // the encoder's dtype). An encoder that cannot be frozen (a warning names its file) runs
+  // as loaded.
   void optimize_image_encoder(bool channels_last, bool freeze);
   bool image_encoder_frozen() const;
   torch::Device device() const { return device_; }
