@@ -12,6 +12,11 @@ namespace lgd {
 MallocTuning keep_freed_memory() {
   MallocTuning t;
 #if defined(__GLIBC__)
+  const char* choice = std::getenv("LGD_MALLOC");
+  if (choice && std::strcmp(choice, "system") == 0) {
+    t.reason = "LGD_MALLOC=system: glibc's defaults";
+    return t;
+  }
   for (const char* name : {"MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"})
     if (std::getenv(name)) {
       t.reason = "glibc malloc variables set in the environment";

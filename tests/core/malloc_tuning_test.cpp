@@ -52,7 +52,7 @@ TEST(MallocTuning, LargeBlocksComeFromTheHeapAndStayThereWhenFreed) {
   EXPECT_LT(b.heap_held, a.heap_freed + kBlock / 2) << "the heap grew for the second block";
 }
 
-TEST(MallocTuning, TheUsersGlibcSettingsWin) {
+TEST(MallocTuning, TheUsersSettingsWin) {
   ASSERT_EQ(::setenv("MALLOC_MMAP_MAX_", "65536", 1), 0);
   const auto t = lgd::keep_freed_memory();
   ::unsetenv("MALLOC_MMAP_MAX_");
@@ -62,6 +62,11 @@ TEST(MallocTuning, TheUsersGlibcSettingsWin) {
   const auto u = lgd::keep_freed_memory();
   ::unsetenv("GLIBC_TUNABLES");
   EXPECT_FALSE(u.applied);
+  ASSERT_EQ(::setenv("LGD_MALLOC", "system", 1), 0);
+  const auto v = lgd::keep_freed_memory();
+  ::unsetenv("LGD_MALLOC");
+  EXPECT_FALSE(v.applied);
+  EXPECT_NE(std::strstr(v.reason, "LGD_MALLOC=system"), nullptr) << v.reason;
 }
 #endif
 

@@ -13,7 +13,8 @@ struct MallocTuning {
 
 // Keeps freed memory in the process for reuse, as caching allocators do: no mmap for
 // large blocks (M_MMAP_MAX 0) and no trimming of the heap (M_TRIM_THRESHOLD at its
-// maximum). Left alone when MALLOC_MMAP_MAX_, MALLOC_TRIM_THRESHOLD_,
+// maximum). Left alone with LGD_MALLOC=system (glibc's defaults, which adjust the mmap
+// threshold as blocks are freed), and when MALLOC_MMAP_MAX_, MALLOC_TRIM_THRESHOLD_,
 // MALLOC_MMAP_THRESHOLD_ or a glibc.malloc tunable in GLIBC_TUNABLES is set: the user's
 // settings win. Call once, at the start of main.
 MallocTuning keep_freed_memory();
