@@ -28,7 +28,8 @@ FieldSet describe(RunConfig& c) {
   f.add("teacher.freeze", &c.teacher.freeze,
         "Run the image encoder frozen as torch.jit.freeze does, on the training device and "
         "dtype: weights become graph constants, BatchNorm after a convolution is folded into "
-        "it. Embeddings equal the loaded encoder's up to rounding; false runs it as loaded.");
+        "it. Embeddings equal the loaded encoder's up to rounding. Off by default: no faster "
+        "on a CPU (docs/PERFORMANCE.md), not yet measured on a GPU.");
 
   f.add("data.dataset", &c.data.dataset, "Dataset format.")
       .one_of({"image_folder", "file_list", "idx", "cifar"});

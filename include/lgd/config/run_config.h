@@ -25,7 +25,7 @@ struct StudentSection {
 
 struct TeacherSection {
   std::string bundle;  // teacher bundle directory (lgd_teacher.yaml inside)
-  bool freeze = true;  // image encoder frozen as torch.jit.freeze does (BatchNorm folded)
+  bool freeze = false;  // image encoder frozen as torch.jit.freeze does (BatchNorm folded)
 };
 
 struct DataSection {
