@@ -17,29 +17,24 @@ namespace {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
 constexpr std::size_t kBlock = std::size_t{96} << 20;  // above the 32 MiB threshold cap
 
-// Allocates, touches and frees one block; returns glibc's mapped and heap bytes while it
-// was held and after it was freed.
+// Allocates, touches and frees one block; returns glibc's mapped bytes while it was held,
+// and its heap bytes while it was held and after it was freed.
 struct Accounting {
-  std::size_t mapped_held, mapped_freed, heap_held, heap_freed;
+  std::size_t mapped_held, heap_held, heap_freed;
 };
 
 Accounting allocate_and_free() {
-  Accounting a{};
   void* volatile p = std::malloc(kBlock);
   EXPECT_NE(p, nullptr);
   std::memset(p, 1, kBlock);
   const auto held = mallinfo2();
   std::free(p);
   const auto freed = mallinfo2();
-  a.mapped_held = held.hblkhd;
-  a.mapped_freed = freed.hblkhd;
-  a.heap_held = held.arena;
-  a.heap_freed = freed.arena;
-  return a;
+  return {held.hblkhd, held.arena, freed.arena};
 }
 
 TEST(MallocTuning, LargeBlocksComeFromTheHeapAndStayThereWhenFreed) {
-  // The user's glibc variables win; with any of them set in this environment, nothing to check.
+  // The user's settings win; with any of them set in this environment, nothing to check.
   const auto t = lgd::keep_freed_memory();
   if (!t.applied) GTEST_SKIP() << t.reason;
   const auto before = mallinfo2();

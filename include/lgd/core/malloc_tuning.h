@@ -7,8 +7,8 @@
 namespace lgd {
 
 struct MallocTuning {
-  bool applied = false;  // false: not glibc, or the user set glibc's malloc variables
-  const char* reason = "";
+  bool applied = false;  // false: not glibc, LGD_MALLOC=system, or glibc settings of the user's
+  const char* reason = "";  // what was done, or why not
 };
 
 // Keeps freed memory in the process for reuse, as caching allocators do: no mmap for
