@@ -9,12 +9,13 @@
 # TEACHERS (default "rn50 vitb32"), ARCHS ("resnet18 mobilenet_v2"), VARIANTS (lgd's runs as
 # "amp:photometric[:key=value,...]", the optional part being more --set overrides, which each
 # JSON line then carries as "overrides"; default "fp16:auto bf16:auto fp16:host
-# fp16:host:train.channels_last=false fp16:host:teacher.freeze=true"), REFERENCE (1: also
+# fp16:host:train.channels_last=false fp16:host:teacher.freeze=true fp16:host:teacher.overlap=true
+# fp16:host:teacher.freeze=true,teacher.overlap=true"), REFERENCE (1: also
 # the reference), TRACE (1: a Chrome trace of 3 more steps of every run, lgd's and the
 # reference's, into traces/ beside OUT).
 # One change switched at a time (the notes table's before/after), for example:
 #   VARIANTS="fp16:host fp16:host:train.channels_last=false fp16:host:teacher.freeze=true
-#             fp16:host:train.deterministic=true fp16:host:train.nonfinite_check=step fp16:device"
+#             fp16:host:teacher.overlap=true fp16:host:train.deterministic=true fp16:host:train.nonfinite_check=step fp16:device"
 #   TEACHERS=rn50 REFERENCE=0
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,7 +23,7 @@ STEPS=${STEPS:-30}
 WARMUP=${WARMUP:-10}
 read -r -a teachers <<<"${TEACHERS:-rn50 vitb32}"
 read -r -a archs <<<"${ARCHS:-resnet18 mobilenet_v2}"
-read -r -a variants <<<"${VARIANTS:-fp16:auto bf16:auto fp16:host fp16:host:train.channels_last=false fp16:host:teacher.freeze=true}"
+read -r -a variants <<<"${VARIANTS:-fp16:auto bf16:auto fp16:host fp16:host:train.channels_last=false fp16:host:teacher.freeze=true fp16:host:teacher.overlap=true fp16:host:teacher.freeze=true,teacher.overlap=true}"
 out=${1:-runs/bench/gpu_step.jsonl}
 source scripts/bench/gpu_common.sh
 mkdir -p "$(dirname "$out")"

@@ -30,6 +30,10 @@ FieldSet describe(RunConfig& c) {
         "dtype: weights become graph constants, BatchNorm after a convolution is folded into "
         "it. Embeddings equal the loaded encoder's up to rounding. Off by default: no faster "
         "on a CPU (docs/PERFORMANCE.md), not yet measured on a GPU.");
+  f.add("teacher.overlap", &c.teacher.overlap,
+        "CUDA: run the image encoder's forward on a second CUDA stream while the student's "
+        "forward runs on the training stream; the loss waits for both. Same results as without "
+        "it. No effect on a CPU. Off by default: not yet measured on a GPU.");
 
   f.add("data.dataset", &c.data.dataset, "Dataset format.")
       .one_of({"image_folder", "file_list", "idx", "cifar"});

@@ -2,6 +2,7 @@
 
 #include "trainer_state.h"
 
+#include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -101,9 +102,28 @@ bool TrainerState::forward_backward(const torch::Tensor& x, distill::LossParts& 
     phases->last = now;
   };
   torch::Tensor t;
+  std::optional<c10::Event> teacher_done;
   {
     torch::NoGradGuard no_grad;
-    t = l2_normalize(teacher->encode_images(x).to(torch::kFloat32));
+    if (teacher_stream) {
+      // teacher.overlap: the teacher's stream starts where the training stream is (the batch
+      // is ready there) and runs the encoder while the student's forward is queued on the
+      // training stream, which waits for it before the loss. record_stream tells the caching
+      // allocator that the batch is read on the teacher's stream and the embeddings on the
+      // training stream, so neither block is reused before those reads are done.
+      const auto training = c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(device);
+      c10::Event ready(c10::DeviceType::CUDA);
+      ready.record(training);
+      teacher_stream->wait(ready);
+      c10::StreamGuard on_teacher_stream(*teacher_stream);
+      x.record_stream(*teacher_stream);
+      t = l2_normalize(teacher->encode_images(x).to(torch::kFloat32));
+      t.record_stream(training);
+      teacher_done.emplace(c10::DeviceType::CUDA);
+      teacher_done->record(*teacher_stream);
+    } else {
+      t = l2_normalize(teacher->encode_images(x).to(torch::kFloat32));
+    }
   }
   if (phases) mark(phases->teacher);
   torch::Tensor s;
@@ -112,6 +132,7 @@ bool TrainerState::forward_backward(const torch::Tensor& x, distill::LossParts& 
     s = head->forward(student->features(x));
   }
   s = l2_normalize(s.to(torch::kFloat32));
+  if (teacher_done) c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(device).wait(*teacher_done);
   parts = method->loss(s, t);
   if (finite) {
     *finite = parts.loss.isfinite();
@@ -320,7 +341,8 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
       cfg.student.arch, m.cuda ? "cuda" : "cpu", m.threads,
       m.cuda ? (m.autocast ? ", autocast " + cfg.train.amp : std::string(", float32")) : "",
       m.teacher->manifest().name, m.teacher->manifest().embed_dim, cfg.data.image_size,
-      m.teacher->image_encoder_frozen() ? ", frozen graph" : "",
+      std::string(m.teacher->image_encoder_frozen() ? ", frozen graph" : "") +
+          (m.teacher_stream ? ", own CUDA stream" : ""),
       cfg.method.name, m.tsb.weights.size(1), m.dataset->size(), cfg.optim.epochs, m.steps_per_epoch,
       m.global_batch, m.schedule->peak());
   spdlog::info("[train] view {}{}; non-finite losses checked {}", cfg.data.augment,

@@ -1,6 +1,7 @@
 // The trainer's set-up: launch and process group, device, teacher, TSB, student and
 // optimiser, data and schedule, each from the run config.
 #include "trainer_state.h"
+#include <c10/core/impl/VirtualGuardImpl.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -94,6 +95,8 @@ void TrainerState::setup_device() {
     // train.amp off means float32: no TF32 in cuDNN convolutions or cuBLAS matmuls.
     at::globalContext().setAllowTF32CuDNN(autocast);
     at::globalContext().setAllowTF32CuBLAS(autocast);
+    if (cfg.teacher.overlap)
+      teacher_stream = c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStreamFromGlobalPool(device);
   }
 }
 

@@ -4,6 +4,7 @@
 // resume), trainer.cpp (the step, validation, Trainer::run, bench_train). Private to
 // src/engine.
 #include <c10/core/Event.h>
+#include <c10/core/Stream.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -69,6 +70,8 @@ struct TrainerState {
   torch::ScalarType amp_dtype = torch::kBFloat16;  // its dtype, also the teacher's on CUDA
   int threads = 1;
   bool channels_last = true;  // train.channels_last, unless this CPU gets it wrong (models::use_channels_last)
+  // teacher.overlap on CUDA: the stream the teacher's image encoder runs on during a step.
+  std::optional<c10::Stream> teacher_stream;
 
   dist::LaunchInfo launch;
   std::shared_ptr<distill::Collective> collective = distill::single_process_collective();

@@ -13,7 +13,8 @@ Checks, on a tiny image folder and teacher bundle (tests/python/tiny_teacher.py)
     and resumed ends bit-identical to the uninterrupted one (same device, train.deterministic);
   * NCCL with one rank (`lgd train --nproc 1`, dist.backend nccl) matches the plain run;
   * the colour work in the loader instead (data.photometric: host) also trains;
-  * a NaN loss on CUDA (deferred checks): each step skipped, then the run stops with one line.
+  * a NaN loss on CUDA (deferred checks): each step skipped, then the run stops with one line;
+  * teacher.overlap (the image encoder on a second CUDA stream): the same weights, bit for bit.
 """
 import json
 import os
@@ -141,6 +142,18 @@ train: {{log_every: 1, checkpoint_every: 2, keep_checkpoints: 2, max_steps: 6, d
     check("CUDA NaN guard: skipped on the device, then one clear line and exit 1",
           nan.returncode == 1 and lines and "NaN or Inf for 3 steps in a row" in lines[-1]
           and not list((runs / "nan" / "checkpoints").glob("*.ckpt")), "\n".join(lines[-4:]))
+
+    # 6. teacher.overlap: the image encoder on its own stream gives the same run.
+    if (runs / "fp16_whole" / "checkpoints" / "last.ckpt").exists():
+        ov = run(config, "fp16_overlap", "train.amp=fp16", "train.max_steps=8", "teacher.overlap=true")
+        check("teacher.overlap: 8 fp16 CUDA steps", ov.returncode == 0 and "own CUDA stream" in ov.stderr,
+              ov.stderr[-2000:])
+        if ov.returncode == 0:
+            a, _ = read_safetensors(runs / "fp16_whole" / "checkpoints" / "last.ckpt")
+            b, _ = read_safetensors(runs / "fp16_overlap" / "checkpoints" / "last.ckpt")
+            keys = [k for k in a if k.startswith(("student.", "head.", "method.", "amp.")) and a[k].dtype.kind == "f"]
+            d = max_diff(a, b, keys)
+            check("teacher.overlap: equals the run without it (train.deterministic)", d == 0.0, f"max |diff| {d:.2e}")
 
 print("FAILED: " + ", ".join(failures) if failures else "all checks passed")
 sys.exit(1 if failures else 0)

@@ -26,6 +26,7 @@ struct StudentSection {
 struct TeacherSection {
   std::string bundle;  // teacher bundle directory (lgd_teacher.yaml inside)
   bool freeze = false;  // image encoder frozen as torch.jit.freeze does (BatchNorm folded)
+  bool overlap = false;  // CUDA: image encoder on its own stream, beside the student's forward
 };
 
 struct DataSection {
