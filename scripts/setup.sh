@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
-# Installs the Debian packages lgd needs to build and test. Idempotent and quiet when
-# everything is present; needs root (or password-less sudo) only when something is missing.
+# Installs what lgd needs to build and test. Idempotent and quiet when everything is present;
+# needs root (or password-less sudo) only when a Debian package is missing.
+#   scripts/setup.sh                 Debian's packages, LibTorch 1.13 (CPU) among them
+#   LGD_TORCH=pip scripts/setup.sh   Debian's packages but LibTorch, and PyTorch from PyPI
+#                                    (scripts/requirements-pip.txt) in .venv ($LGD_VENV)
 set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/leg.sh
 
 PACKAGES=(
   cmake make g++ ccache
-  libtorch-dev libgloo-dev           # LibTorch 1.13 (CPU) and the headers its distributed API needs
   libopenblas0-openmp                # optimised BLAS behind libblas.so.3 (the reference BLAS is ~14x slower on a 1024^3 matmul)
   libturbojpeg0-dev libpng-dev       # JPEG decoding with DCT-domain down-scaling; PNG decoding
   libopencv-dev                      # optional: BMP, WebP, TIFF, ... (-DLGD_WITH_OPENCV)
   libyaml-cpp-dev libspdlog-dev libcli11-dev libsentencepiece-dev zlib1g-dev
   libpcre2-dev                       # Unicode classes of CLIP's pre-tokenisation pattern
   libgtest-dev
+  libgloo-dev                        # the headers of c10d's Gloo process group (CPU multi-process)
   dataset-fashion-mnist              # a real IDX dataset for tests and the demo
-  python3 python3-numpy python3-torch python3-torchvision python3-sentencepiece  # test references
-  python3-matplotlib                 # the plot of scripts/compare.sh
 )
+if [ "$LGD_TORCH" = debian ]; then
+  PACKAGES+=(
+    libtorch-dev                     # LibTorch 1.13 (CPU)
+    python3 python3-numpy python3-torch python3-torchvision python3-sentencepiece  # test references
+    python3-matplotlib               # the plot of scripts/compare.sh
+  )
+else
+  PACKAGES+=(python3 python3-venv)   # the virtual environment of the PyPI packages
+fi
 
 # sentencepiece >= 0.2.1 declares its API with Abseil types (0.2.0, Debian 13's, still has
 # its own stand-ins), and Debian's libsentencepiece-dev does not depend on libabsl-dev.
@@ -33,24 +45,42 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-if [ ! -f /etc/debian_version ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "setup.sh: this script installs Debian/Ubuntu packages; install these by hand: ${missing[*]}" >&2
-  exit 1
-fi
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    SUDO=(sudo)
-  else
-    echo "setup.sh: missing packages: ${missing[*]}" >&2
-    echo "setup.sh: run as root (or with sudo) to install them: sudo $0" >&2
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ ! -f /etc/debian_version ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup.sh: this script installs Debian/Ubuntu packages; install these by hand: ${missing[*]}" >&2
     exit 1
   fi
+  SUDO=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      SUDO=(sudo)
+    else
+      echo "setup.sh: missing packages: ${missing[*]}" >&2
+      echo "setup.sh: run as root (or with sudo) to install them: sudo $0" >&2
+      exit 1
+    fi
+  fi
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup.sh: Debian packages done"
 fi
-echo "setup.sh: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup.sh: done"
+
+[ "$LGD_TORCH" = pip ] || exit 0
+# The pip leg: a virtual environment of Debian's Python 3 with the pinned PyPI packages.
+# pip keeps what it downloads in its cache (~/.cache/pip, or $PIP_CACHE_DIR), so a second
+# set-up on the same machine (a clean clone, a new venv) downloads nothing.
+requirements=scripts/requirements-pip.txt
+stamp=$LGD_VENV/.lgd-requirements
+if [ -x "$LGD_VENV_PYTHON" ] && cmp -s "$requirements" "$stamp"; then
+  exit 0
+fi
+if [ ! -x "$LGD_VENV_PYTHON" ]; then
+  echo "setup.sh: creating the virtual environment $LGD_VENV"
+  /usr/bin/python3 -m venv "$LGD_VENV"
+fi
+echo "setup.sh: installing $requirements into $LGD_VENV (PyTorch's CUDA build: about 5 GB)"
+"$LGD_VENV_PYTHON" -m pip install --disable-pip-version-check -q -r "$requirements"
+cp "$requirements" "$stamp"
+"$LGD_VENV_PYTHON" -c 'import torch; print(f"setup.sh: PyTorch {torch.__version__} (CUDA {torch.version.cuda}) in '"$LGD_VENV"'")'

@@ -21,9 +21,15 @@ void add_info_command(CLI::App& app, Commands& commands) {
   commands.push_back(
       {cmd, [] {
          std::printf("lgd %s, LibTorch %s\n", version(), torch_version().c_str());
-         std::printf("CUDA: %s", compat::cuda_available() ? "available" : "not available");
-         if (compat::cuda_available()) std::printf(" (%d device(s))", compat::cuda_device_count());
-         std::printf("\nCPU threads: %d intra-op (of %u hardware threads)\n",
+         const std::string cuda_built = compat::cuda_build_version();
+         if (cuda_built.empty())
+           std::printf("CUDA: not in this LibTorch (a CPU-only build)\n");
+         else if (compat::cuda_available())
+           std::printf("CUDA: built with CUDA %s, %d device(s) visible\n", cuda_built.c_str(),
+                       compat::cuda_device_count());
+         else
+           std::printf("CUDA: built with CUDA %s, no device visible\n", cuda_built.c_str());
+         std::printf("CPU threads: %d intra-op (of %u hardware threads)\n",
                      torch::get_num_threads(), std::thread::hardware_concurrency());
          std::printf("Process groups:%s%s\n", dist::gloo_available() ? " gloo" : "",
                      dist::nccl_available() ? " nccl" : (dist::gloo_available() ? "" : " none"));

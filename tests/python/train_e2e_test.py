@@ -35,6 +35,7 @@ import torchvision
 from safetensors_io import read_safetensors
 from tiny_teacher import make_tiny_bundle, write_images
 from tb_events import read_records, scalars as tb_scalars
+from references import scalars_match_jsonl, tensorboard_scalars
 
 LGD, TRAIN_RUN, SOURCE = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 
@@ -153,6 +154,10 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2, v
           len(events) == 1 and sorted(tb_loss) == [r["step"] for r in train] and
           all(abs(tb_loss[r["step"]] - r["loss"]) < 1e-5 * max(1, abs(r["loss"])) for r in train) and
           any(tag == "val/student_top1" for tag, *_ in tb), f"{len(tb)} scalars in {len(events)} file(s)")
+    tb_read = tensorboard_scalars(whole / "tb")
+    if tb_read is not None:
+        check("TensorBoard's own reader finds every scalar of metrics.jsonl, and nothing else",
+              *scalars_match_jsonl(tb_read, recs))
 
     ckpts = sorted(p.name for p in (whole / "checkpoints").iterdir())
     saved = sorted(set(range(3, steps + 1, 3)) | set(range(4, steps + 1, 4)))  # every 3 steps, epoch ends

@@ -8,6 +8,7 @@
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
 #include <ATen/Context.h>
+#include <ATen/Version.h>
 #include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
@@ -26,6 +27,19 @@ namespace lgd::compat {
 inline bool cuda_available() { return torch::cuda::is_available(); }
 
 inline int cuda_device_count() { return static_cast<int>(torch::cuda::device_count()); }
+
+// The CUDA version LibTorch was built with ("13.0"), empty for a CPU-only build. Both 1.13
+// and 2.x name it in the build settings of at::show_config() ("CUDA_VERSION=13.0, ...");
+// asking the CUDA hooks instead would start the CUDA runtime, which fails without a driver.
+inline std::string cuda_build_version() {
+  const std::string config = at::show_config();
+  const std::string key = "CUDA_VERSION=";
+  const auto at = config.find(key);
+  if (at == std::string::npos) return {};
+  const auto begin = at + key.size();
+  const auto end = config.find_first_of(", \n", begin);
+  return config.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
 
 // CUDA autocast for the scope of the guard, as `with torch.autocast("cuda", dtype)`: the
 // previous state is restored and the cast cache cleared when the outermost guard ends.
