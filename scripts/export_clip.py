@@ -14,7 +14,7 @@ the graphs) and checked against the eager model on fresh inputs before anything 
 Examples (needs open_clip or OpenAI's clip package installed):
     python3 scripts/export_clip.py --model RN50 --pretrained openai -o teachers/clip_rn50 \
         --classnames imagenet
-    python3 scripts/export_clip.py --model ViT-B-32 --pretrained none -o teachers/vitb32_random
+    python3 scripts/export_clip.py --model ViT-B-32 --pretrained none --seed 0 -o teachers/vitb32_random
 
 `export_bundle()` is the reusable core: any module with encode_image / encode_text goes
 through it (lgd's demo teacher does).
@@ -173,11 +173,16 @@ def main(argv=None):
                         "with --source openai, an OpenAI CLIP name (RN50, ViT-B/32)")
     parser.add_argument("--pretrained", default="openai",
                         help="open_clip pretrained tag, or 'none' for random weights (benchmarks)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of torch's generator before the model is created: with --pretrained none, "
+                             "the same random weights as open_clip.create_model_and_transforms(MODEL) after torch.manual_seed(SEED)")
     parser.add_argument("--source", choices=["open_clip", "openai"], default="open_clip")
     parser.add_argument("--classnames", choices=["none", "imagenet"], default="none",
                         help="also write open_clip's class names and prompt templates")
     parser.add_argument("-o", "--output", required=True, help="bundle directory")
     args = parser.parse_args(argv)
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
     if args.source == "openai":
         model, size, mean, std, length, tokenizer, tokens = _openai_clip_model(args.model)
     else:

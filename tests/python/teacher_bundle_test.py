@@ -73,7 +73,7 @@ with tempfile.TemporaryDirectory() as tmp:
     captions = [t.format(n) for t in TEMPLATES for n in NAMES] * 3
     (tmp / "captions.txt").write_text("\n".join(c.lower() for c in captions) + "\n")
     spm.SentencePieceTrainer.train(input=str(tmp / "captions.txt"), model_prefix=str(tmp / "sp"),
-                                   vocab_size=48, model_type="unigram", pad_id=0, unk_id=1, bos_id=2,
+                                   vocab_size=48, hard_vocab_limit=False, model_type="unigram", pad_id=0, unk_id=1, bos_id=2,
                                    eos_id=3, minloglevel=2)
     sp = spm.SentencePieceProcessor(model_file=str(tmp / "sp.model"))
 
