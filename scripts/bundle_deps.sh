@@ -21,6 +21,9 @@ roots=(
   libyaml-cpp-dev libspdlog-dev libcli11-dev libsentencepiece-dev
   libturbojpeg0-dev libpng-dev libpcre2-dev zlib1g-dev libgtest-dev
 )
+# Headers alone, without their packages' dependencies: c10d's Gloo process group, whose
+# code a PyTorch pip install carries inside libtorch_cpu.so but whose headers it does not.
+headers_only=(libgloo-dev)
 [ "${LGD_BUNDLE_OPENCV:-0}" = 1 ] && roots+=(libopencv-dev)
 [ "${LGD_BUNDLE_DATA:-0}" = 1 ] && roots+=(dataset-fashion-mnist)
 
@@ -34,7 +37,8 @@ mapfile -t packages < <(
   apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
     --no-replaces --no-enhances "${roots[@]}" |
     grep -v '^ ' | grep -v '^<' | sort -u | grep -Ev "$base")
-for p in "${roots[@]}"; do
+packages+=("${headers_only[@]}")
+for p in "${roots[@]}" "${headers_only[@]}"; do
   printf '%s\n' "${packages[@]}" | grep -qx "$p" ||
     { echo "bundle_deps.sh: apt knows no package $p (is this Debian 12 with its main archive?)" >&2; exit 1; }
 done

@@ -106,8 +106,9 @@ FieldSet describe(RunConfig& c) {
   f.add("optim.epochs", &c.optim.epochs, "Training epochs.").at_least(1);
   f.add("optim.warmup_epochs", &c.optim.warmup_epochs, "Linear warm-up epochs.").at_least(0);
   f.add("optim.schedule", &c.optim.schedule,
-        "cosine: per-iteration linear warm-up from 0, then cosine; reference: one lr per epoch, "
-        "warm-up from optim.lr to the scaled lr, then cosine.")
+        "cosine: per-iteration linear warm-up from 0, then cosine; reference: one lr per epoch "
+        "as the official script sets it, warm-up from optim.lr to the scaled lr, then the "
+        "scaled lr * (1 + cos(pi * epoch / epochs)) / 2.")
       .one_of({"cosine", "reference"});
   f.add("optim.accumulate", &c.optim.accumulate, "Gradient accumulation steps.").at_least(1);
   f.add("optim.clip_grad", &c.optim.clip_grad, "Maximum gradient norm; 0 disables clipping.")

@@ -30,9 +30,9 @@ double CosineSchedule::lr(std::int64_t step) const {
     const std::int64_t e = step / steps_per_epoch_;
     if (e < warmup_epochs_)
       return base_ + (peak_ - base_) * static_cast<double>(e) / static_cast<double>(warmup_epochs_);
-    const double progress = static_cast<double>(e - warmup_epochs_) /
-                            static_cast<double>(epochs_ - warmup_epochs_);
-    return peak_ * 0.5 * (1.0 + std::cos(M_PI * progress));
+    // The official script's adjust_learning_rate: the cosine runs over all epochs, the
+    // warm-up ones included, not over the epochs after them.
+    return peak_ * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(e) / static_cast<double>(epochs_)));
   }
   if (step < warmup_) return peak_ * static_cast<double>(step + 1) / static_cast<double>(warmup_);
   const std::int64_t decay = total_ - warmup_;

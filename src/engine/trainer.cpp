@@ -334,6 +334,8 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
     m.metrics = std::make_unique<MetricsLog>(m.run_dir);
   }
   m.tty = ::isatty(STDERR_FILENO) == 1;
+  // Decided before the start-up lines, which report it.
+  m.deferred = cfg.train.nonfinite_check == "deferred" || (cfg.train.nonfinite_check == "auto" && m.cuda);
 
   spdlog::info(
       "[train] {} on {} ({} threads{}); teacher {} (D = {}, {} px{}); method {} over {} classes; "
@@ -361,8 +363,6 @@ int Trainer::run() {
   auto& m = *impl_;
   const auto& cfg = m.cfg;
   StopSignals signals;
-  const auto& check = cfg.train.nonfinite_check;
-  m.deferred = check == "deferred" || (check == "auto" && m.cuda);
   if (m.deferred) {
     const auto o = torch::TensorOptions().dtype(torch::kInt64).device(m.device);
     m.nonfinite_total_dev = torch::full({}, m.nonfinite_total, o);
@@ -392,14 +392,19 @@ int Trainer::run() {
   auto val_step_due = [&] {
     return cfg.train.val_every_steps > 0 && m.global_step % cfg.train.val_every_steps == 0;
   };
+  // The epoch shown in log lines and written to metrics.jsonl: 1-based, the one the last
+  // optimiser step belongs to ("epoch 1/2" for steps 1 .. steps_per_epoch).
+  auto shown_epoch = [&] {
+    return std::max<std::int64_t>(1, (m.global_step + m.steps_per_epoch - 1) / m.steps_per_epoch);
+  };
   auto validate_now = [&] {
     const auto t0 = Clock::now();
     const auto [student_top1, teacher_top1] = m.validate();
     if (m.metrics)
-      m.metrics->write("val", m.global_step, m.epoch, {{"student_top1", student_top1}, {"teacher_top1", teacher_top1}});
+      m.metrics->write("val", m.global_step, shown_epoch(), {{"student_top1", student_top1}, {"teacher_top1", teacher_top1}});
     m.clear_progress();
     spdlog::info("[train] epoch {} step {} validation: zero-shot top-1 student {:.2f}%, teacher {:.2f}%",
-                 m.epoch, m.global_step, student_top1, teacher_top1);
+                 shown_epoch(), m.global_step, student_top1, teacher_top1);
     log_started += Clock::now() - t0;
   };
   const std::int64_t accumulate = cfg.optim.accumulate;
@@ -556,10 +561,10 @@ int Trainer::run() {
                     {"grad_norm", gnorm}};
           s.insert(s.end(), rest.begin(), rest.end());
           for (auto& [k, v] : m.method->metrics()) s.emplace_back(k, v.item<double>());
-          if (m.metrics) m.metrics->write("train", m.global_step, m.epoch, s);
+          if (m.metrics) m.metrics->write("train", m.global_step, shown_epoch(), s);
           m.clear_progress();
           spdlog::info("[train] epoch {}/{} step {}/{} loss {:.4f} lr {:.4g} {:.1f} img/s data {:.0f}% ETA {}",
-                       m.epoch + 1, cfg.optim.epochs, m.global_step, m.total_steps, loss, lr, ips,
+                       shown_epoch(), cfg.optim.epochs, m.global_step, m.total_steps, loss, lr, ips,
                        100.0 * data_wait / interval, format_duration(eta));
           sum_loss = sum_vis = sum_tex = sum_norm = torch::Tensor();
           logged_micro = logged_steps = logged_images = logged_bad = 0;
@@ -568,7 +573,7 @@ int Trainer::run() {
         }
         if (m.tty) {
           std::fprintf(stderr, "\r\033[Kepoch %lld/%lld  step %lld/%lld  %.1f%%  ETA %s",
-                       static_cast<long long>(m.epoch + 1), static_cast<long long>(cfg.optim.epochs),
+                       static_cast<long long>(shown_epoch()), static_cast<long long>(cfg.optim.epochs),
                        static_cast<long long>(m.global_step), static_cast<long long>(m.total_steps),
                        100.0 * static_cast<double>(m.global_step) / static_cast<double>(m.total_steps),
                        format_duration(eta).c_str());

@@ -30,19 +30,31 @@ TEST(CosineSchedule, NoWarmUpStartsAtThePeakAndRejectsBadValues) {
   EXPECT_THROW(CosineSchedule({0.0, 256, 10, 3, 0}), UsageError);
 }
 
-// Reference mode, by hand: base 0.03, global batch 1024 -> peak 0.12; 10 epochs of 3 steps,
-// 2 warm-up epochs: epoch 0 at 0.03, epoch 1 at 0.075, then 0.12 * (1 + cos(pi (e - 2) / 8)) / 2,
-// constant within each epoch.
-TEST(CosineSchedule, ReferenceModeIsPerEpochAndWarmsUpFromTheBaseLr) {
+// Reference mode against the official script's adjust_learning_rate, set at each epoch start:
+//   lr = peak; if epoch < warm: lr = base + (peak - base) * epoch / warm
+//              else: lr = peak * 0.5 * (1 + cos(pi * epoch / epochs))
+// base 0.03, global batch 1024 -> peak 0.12; 10 epochs of 3 steps, 2 warm-up epochs: epoch 0
+// at 0.03, epoch 1 at 0.075, epoch 2 at 0.12 (1 + cos(pi/5)) / 2, constant within each epoch.
+double official_adjust_learning_rate(double base, double peak, int epoch, int warm, int epochs) {
+  if (epoch < warm) return base + (peak - base) * epoch / warm;
+  return peak * 0.5 * (1.0 + std::cos(M_PI * epoch / epochs));
+}
+
+TEST(CosineSchedule, ReferenceModeIsTheOfficialPerEpochSchedule) {
   ScheduleOptions o{0.03, 1024, 3, 10, 2};
   o.reference = true;
   CosineSchedule s(o);
   for (int i = 0; i < 3; ++i) EXPECT_NEAR(s.lr(i), 0.03, 1e-15);
   for (int i = 3; i < 6; ++i) EXPECT_NEAR(s.lr(i), 0.075, 1e-15);
-  EXPECT_NEAR(s.lr(6), 0.12, 1e-15);
-  EXPECT_NEAR(s.lr(8), 0.12, 1e-15);
-  EXPECT_NEAR(s.lr(18), 0.06, 1e-15);  // epoch 6: cos(pi/2)
-  EXPECT_NEAR(s.lr(29), 0.12 * 0.5 * (1 + std::cos(M_PI * 7 / 8)), 1e-15);
+  EXPECT_NEAR(s.lr(6), 0.12 * 0.5 * (1 + std::cos(M_PI / 5)), 1e-15);
+  EXPECT_NEAR(s.lr(29), 0.12 * 0.5 * (1 + std::cos(M_PI * 9 / 10)), 1e-15);
+  for (int step = 0; step < 30; ++step)
+    EXPECT_NEAR(s.lr(step), official_adjust_learning_rate(0.03, 0.12, step / 3, 2, 10), 1e-15)
+        << "step " << step;
+  // Epoch 6 of 10 with 2 warm-up epochs at batch 256 (peak 0.03): 0.0104, not 0.0150.
+  ScheduleOptions p{0.03, 256, 1, 10, 2};
+  p.reference = true;
+  EXPECT_NEAR(CosineSchedule(p).lr(6), 0.0104, 5e-5);
 }
 
 }  // namespace

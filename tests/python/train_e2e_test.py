@@ -132,15 +132,19 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2, v
     val = [r for r in recs if r["kind"] == "val"]
     check("one train record per step", [r["step"] for r in train] == list(range(1, steps + 1)),
           f"{len(train)} records")
+    check("train records count epochs from 1, as the log does",
+          [r["epoch"] for r in train] == [(s - 1) // 4 + 1 for s in range(1, steps + 1)],
+          str([r["epoch"] for r in train]))
     first, last = np.mean([r["loss"] for r in train[:4]]), np.mean([r["loss"] for r in train[-4:]])
     check("the loss falls", last < first - 0.05, f"first epoch {first:.4f}, last epoch {last:.4f}")
     need = {"loss", "loss_vis", "loss_tex", "lr", "images_per_s", "data_wait", "bad_samples",
             "vsb_initialised", "nonfinite_steps", "grad_norm"}
     check("train records hold every scalar", all(need <= set(r) for r in train), str(sorted(need - set(train[-1]))))
     check("VSB classes get initialised", train[-1]["vsb_initialised"] > 0, str(train[-1]["vsb_initialised"]))
-    # Every 2 epochs (steps 8, 16) and every 6 steps (6 and 18 mid-epoch, 12 at the end of epoch 3).
+    # Every 2 epochs (steps 8, 16) and every 6 steps (6 and 18 mid-epoch, 12 at the end of epoch 3);
+    # "epoch" counts from 1 as the log lines do: the epoch the last step belongs to.
     check("validation every 2 epochs and every 6 steps",
-          [(r["step"], r["epoch"]) for r in val] == [(6, 1), (8, 2), (12, 3), (16, 4), (18, 4)] and
+          [(r["step"], r["epoch"]) for r in val] == [(6, 2), (8, 2), (12, 3), (16, 4), (18, 5)] and
           all(0 <= r["student_top1"] <= 100 and 0 <= r["teacher_top1"] <= 100 for r in val), str(val))
     # lr: 1 warm-up epoch of 4 steps from 0 to 0.1 * 16 / 256, then cosine.
     peak = 0.1 * BATCH / 256
@@ -221,7 +225,10 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2, v
     # 3b. Deferred non-finite checks (the step never waits for the host, as on CUDA): the same
     #     run, stopped at step 9 and resumed, ends with the same weights and losses bit for bit.
     deferred_args = ["--set", "run.name=deferred", "--set", "train.nonfinite_check=deferred"]
-    run(LGD, "train", "--config", config, *deferred_args, "--set", "train.max_steps=9")
+    first = run(LGD, "train", "--config", config, *deferred_args, "--set", "train.max_steps=9")
+    check("deferred checks: the start-up line says so",
+          "non-finite losses checked on the device" in first.stderr + first.stdout,
+          [l for l in (first.stderr + first.stdout).splitlines() if "non-finite" in l])
     run(LGD, "train", "--config", config, *deferred_args)
     deferred, _ = read_safetensors(runs / "deferred" / "checkpoints" / "last.ckpt")
     same_tensors("deferred checks (stopped at step 9, resumed): bit-identical to per-step checks", final, deferred)

@@ -4,7 +4,8 @@
 //     warmup_epochs, then a half cosine to 0 at the last step.
 //   reference: one lr per epoch e, as the reference script sets it at each epoch start:
 //     base_lr + (peak - base_lr) * e / warmup_epochs during the warm-up (so it starts at
-//     base_lr), then peak * (1 + cos(pi * (e - warmup) / (epochs - warmup))) / 2.
+//     base_lr), then peak * (1 + cos(pi * e / epochs)) / 2, the official script's
+//     adjust_learning_rate (its cosine spans every epoch, the warm-up ones included).
 #include <cstdint>
 
 namespace lgd::engine {
