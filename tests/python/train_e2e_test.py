@@ -228,7 +228,7 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2, v
     first = run(LGD, "train", "--config", config, *deferred_args, "--set", "train.max_steps=9")
     check("deferred checks: the start-up line says so",
           "non-finite losses checked on the device" in first.stderr + first.stdout,
-          [l for l in (first.stderr + first.stdout).splitlines() if "non-finite" in l])
+          str([l for l in (first.stderr + first.stdout).splitlines() if "non-finite" in l]))
     run(LGD, "train", "--config", config, *deferred_args)
     deferred, _ = read_safetensors(runs / "deferred" / "checkpoints" / "last.ckpt")
     same_tensors("deferred checks (stopped at step 9, resumed): bit-identical to per-step checks", final, deferred)
