@@ -21,10 +21,12 @@ void add_eval_command(CLI::App& app, Commands& commands) {
       "  knn          weighted kNN on L2-normalised features (DINO: k 20, temperature 0.07)\n"
       "Writes <out>/results.json, <out>/<protocol>_per_class.csv and _confusion.csv, and prints\n"
       "a Markdown table. With a checkpoint, the dataset, image size and normalisation default to\n"
-      "the run's.\n"
+      "the run's. An unreadable image (or one above 89,478,485 pixels, Pillow's decompression-\n"
+      "bomb limit) stops the evaluation with its path: scores over a silently smaller set would\n"
+      "not compare with published ones.\n"
       "Examples:\n"
       "  lgd eval --checkpoint runs/x/checkpoints/last.ckpt --protocol linear-fast,zero-shot,knn\n"
-      "  lgd eval --init random --arch mobilenet_v2 --format idx --data /usr/share/fashion-mnist \\\n"
+      "  lgd eval --init random --arch mobilenet_v2 --format idx --data /usr/share/datasets/fashion-mnist \\\n"
       "      --image-size 32 --protocol linear --linear-epochs 100");
   auto* student = cmd->add_option_group("student", "The student to evaluate (one of)");
   student->add_option("--checkpoint", o->checkpoint, "An lgd training checkpoint (last.ckpt, step_*.ckpt)");
@@ -42,30 +44,43 @@ void add_eval_command(CLI::App& app, Commands& commands) {
   cmd->add_option("--train-split", o->train_split, "idx / cifar split to learn from (default train)");
   cmd->add_option("--val-split", o->val_split, "idx / cifar split to score on (default test)");
   cmd->add_option("--classnames", o->classnames, "Class-name file (one per line) for the dataset");
-  cmd->add_option("--image-size", o->image_size, "Input size (default: the checkpoint's, else 224)");
+  cmd->add_option("--image-size", o->image_size, "Input size (default: the checkpoint's, else 224)")
+      ->check(in_range_or_zero(16, kMaxImageSize));
   cmd->add_option("--mean", o->mean, "Input mean R,G,B (default: the checkpoint's teacher's, else ImageNet's)")->delimiter(',')->expected(3);
   cmd->add_option("--std", o->std, "Input std R,G,B")->delimiter(',')->expected(3);
-  cmd->add_option("--batch-size", o->batch_size, "Batch of the feature extraction")->capture_default_str();
-  cmd->add_option("--workers", o->workers, "Decode threads (0: one per core)")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--batch-size", o->batch_size, "Batch of the feature extraction")->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, kMaxBatch));
+  cmd->add_option("--workers", o->workers, "Decode threads (0: one per core)")->capture_default_str()
+      ->check(CLI::Range(0, kMaxThreads));
+  cmd->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->capture_default_str()
+      ->check(CLI::Range(0, kMaxThreads));
   cmd->add_option("--device", o->device, "auto | cpu | cuda")->capture_default_str();
-  cmd->add_option("--subset", o->subset_percent, "Learn from this % of the training labels per class (semi-supervised: 1, 10)");
+  cmd->add_option("--subset", o->subset_percent, "Learn from this % of the training labels per class (semi-supervised: 1, 10)")
+      ->check(CLI::Range(0.0, 100.0));
 
-  cmd->add_option("--linear-epochs", o->linear_epochs, "linear: epochs")->capture_default_str();
-  cmd->add_option("--linear-lr", o->linear_lr, "linear: base lr, scaled by batch/256")->capture_default_str();
-  cmd->add_option("--linear-batch", o->linear_batch, "linear: batch size")->capture_default_str();
+  cmd->add_option("--linear-epochs", o->linear_epochs, "linear: epochs")->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{100000}));
+  cmd->add_option("--linear-lr", o->linear_lr, "linear: base lr, scaled by batch/256")->capture_default_str()
+      ->check(finite_positive());
+  cmd->add_option("--linear-batch", o->linear_batch, "linear: batch size")->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, kMaxBatch));
   cmd->add_option("--linear-milestones", o->linear_milestones, "linear: epochs where the lr is multiplied by 0.1")
       ->delimiter(',')
       ->capture_default_str();
-  cmd->add_option("--linear-weight-decay", o->linear_weight_decay, "linear: weight decay")->capture_default_str();
+  cmd->add_option("--linear-weight-decay", o->linear_weight_decay, "linear: weight decay")->capture_default_str()
+      ->check(finite_non_negative());
   cmd->add_option("--fast-passes", o->fast_passes, "linear-fast: extra augmented passes over the training set")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1000}));
   cmd->add_option("--fast-weight-decays", o->fast_weight_decays, "linear-fast: weight decays to choose from")
       ->delimiter(',')
       ->capture_default_str();
-  cmd->add_option("--fast-max-iter", o->fast_max_iter, "linear-fast: L-BFGS iterations per fit")->capture_default_str();
-  cmd->add_option("--knn-k", o->knn_k, "knn: neighbours")->capture_default_str();
-  cmd->add_option("--knn-temperature", o->knn_temperature, "knn: temperature of the vote weights")->capture_default_str();
+  cmd->add_option("--fast-max-iter", o->fast_max_iter, "linear-fast: L-BFGS iterations per fit")->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000}));
+  cmd->add_option("--knn-k", o->knn_k, "knn: neighbours")->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{100000}));
+  cmd->add_option("--knn-temperature", o->knn_temperature, "knn: temperature of the vote weights")->capture_default_str()
+      ->check(finite_positive());
   cmd->add_option("--bank", o->bank, "zero-shot: a TSB file (lgd bank build)");
   cmd->add_option("--teacher", o->teacher, "zero-shot: build the TSB with this teacher bundle from the dataset's class names");
   cmd->add_option("--templates", o->templates, "zero-shot with --teacher: prompt template file");

@@ -120,7 +120,8 @@ void add_export_command(CLI::App& app, Commands& commands) {
   cmd->add_option("--seed", a->seed, "Seed of the random initialisation")->capture_default_str();
   cmd->add_option("--num-classes", a->num_classes,
                   "Classifier outputs; 0 exports without classifier. Default: as in --weights "
-                  "(none for --init random)");
+                  "(none for --init random)")
+      ->check(CLI::Range(std::int64_t{0}, kMaxClasses));
   cmd->add_option("--format", a->format,
                   "torchvision (.pth for torch.load) or safetensors; default from the output "
                   "extension (.safetensors, else torchvision)")

@@ -57,8 +57,10 @@ void add_train_command(CLI::App& app, Commands& commands) {
       "                 default: the job's first node)\n"
       "  Open MPI:      mpirun -np 16 -x MASTER_ADDR=node0 lgd train --config x.yaml\n"
       "The global batch is data.batch_size x processes x optim.accumulate (or set data.global_batch).\n"
-      "Example:\n"
-      "  lgd train --config configs/examples/resnet18_minimal.yaml --set optim.epochs=10");
+      "Example (Fashion-MNIST from Debian's dataset-fashion-mnist, a teacher with random weights):\n"
+      "  /usr/bin/python3 scripts/bench/make_teacher.py teachers/random_r18_32 --trunk resnet18 \\\n"
+      "      --embed-dim 256 --image-size 32 --classnames configs/classnames/fashion_mnist.txt\n"
+      "  lgd train --config configs/examples/fashion_mnist_cpu.yaml --set optim.epochs=1");
   cmd->add_option("--config", a->config, "Run config (YAML); see docs/CONFIG.md")
       ->required()
       ->check(CLI::ExistingFile);

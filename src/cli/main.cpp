@@ -1,12 +1,16 @@
 // lgd: the command-line interface over lgd_core.
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "commands.h"
 #include "lgd/core/errors.h"
 #include "lgd/core/logging.h"
 #include "lgd/core/malloc_tuning.h"
+#include "lgd/core/text_distance.h"
 #include "lgd/core/version.h"
 
 int main(int argc, char** argv) {
@@ -33,6 +37,25 @@ int main(int argc, char** argv) {
   lgd::cli::add_tokenize_command(app, commands);
   lgd::cli::add_bank_command(app, commands);
   lgd::cli::add_bench_command(app, commands);
+
+  // The first word that is not an option names the command: an unknown one is named, with
+  // the valid ones (CLI11 would only say that an argument was not expected).
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word == "--log-level" || word == "--log-file") {
+      ++i;
+      continue;
+    }
+    if (word.rfind('-', 0) == 0) continue;
+    std::vector<std::string> names;
+    for (const auto* sub : app.get_subcommands([](const CLI::App* a) { return !a->get_name().empty(); }))
+      names.push_back(sub->get_name());
+    if (std::find(names.begin(), names.end(), word) != names.end()) break;
+    std::cerr << "lgd: error: unknown command '" << word << "'";
+    if (const auto near = lgd::nearest(word, names)) std::cerr << " (did you mean " << *near << "?)";
+    std::cerr << "; the commands are " << lgd::join(names) << " (see 'lgd --help')\n";
+    return lgd::kExitUsage;
+  }
 
   try {
     app.parse(argc, argv);

@@ -1,5 +1,6 @@
 #include "lgd/config/run_config.h"
 
+#include <cstdio>
 #include <filesystem>
 
 #include "lgd/core/config_yaml.h"
@@ -15,7 +16,7 @@ FieldSet describe(RunConfig& c) {
   f.add("run.seed", &c.run.seed, "Seed of every random draw of the run.").at_least(0);
   f.add("run.device", &c.run.device, "Where to train; auto picks CUDA when present.")
       .one_of({"auto", "cpu", "cuda"});
-  f.add("run.threads", &c.run.threads, "Intra-op CPU threads; 0 uses all cores.").at_least(0);
+  f.add("run.threads", &c.run.threads, "Intra-op CPU threads; 0 uses all cores.").range(0, 1024);
 
   f.add("student.arch", &c.student.arch, "Student architecture (see `lgd info`).")
       .one_of(models::architecture_names())
@@ -41,18 +42,22 @@ FieldSet describe(RunConfig& c) {
   f.add("data.classnames", &c.data.classnames,
         "Class-name file (one per line); empty takes the names from the dataset.");
   f.add("data.image_size", &c.data.image_size, "Training crop size in pixels.").range(16, 4096);
-  f.add("data.batch_size", &c.data.batch_size, "Images per process per step.").at_least(1);
+  f.add("data.batch_size", &c.data.batch_size, "Images per process per step.").range(1, 65536);
   f.add("data.global_batch", &c.data.global_batch,
         "Images per optimiser step over all processes; 0: data.batch_size x processes x "
         "optim.accumulate. When set, data.batch_size is derived from it (it must divide).")
       .at_least(0);
   f.add("data.workers", &c.data.workers, "Decode and augmentation threads; 0 uses all cores.")
-      .at_least(0);
+      .range(0, 1024);
   f.add("data.augment", &c.data.augment, "Training view.")
       .one_of({"mocov2", "linear", "eval", "none"});
   f.add("data.max_bad_fraction", &c.data.max_bad_fraction,
         "Stop when more than this fraction of samples cannot be read.")
       .range(0, 1);
+  f.add("data.max_pixels", &c.data.max_pixels,
+        "Images whose header claims more pixels (width x height) are bad samples, refused "
+        "before decoding (decompression bombs); the default is Pillow's limit.")
+      .range(1, 1e12);
   f.add("data.split", &c.data.split, "Split of an idx or cifar dataset.").one_of({"train", "test"});
   f.add("data.val_root", &c.data.val_root,
         "Validation set (train.val_every > 0), in data.dataset's format; empty: data.root "
@@ -97,7 +102,7 @@ FieldSet describe(RunConfig& c) {
   f.add("method.teacher_temp", &c.method.teacher_temp, "Teacher softmax temperature.").above(0);
   f.add("method.vsb_momentum", &c.method.vsb_momentum, "Momentum of the Visual Semantics Bank.")
       .range(0, 1);
-  f.add("method.queue_size", &c.method.queue_size, "SEED queue length.").at_least(1);
+  f.add("method.queue_size", &c.method.queue_size, "SEED queue length.").range(1, 4194304);
 
   f.add("optim.lr", &c.optim.lr, "Base learning rate per 256 images of global batch.").above(0);
   f.add("optim.momentum", &c.optim.momentum, "SGD momentum.").range(0, 1);
@@ -170,6 +175,12 @@ FieldSet describe(RunConfig& c) {
 namespace {
 
 // Checks that involve several keys, after everything is loaded.
+std::string format_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 void check_consistency(const RunConfig& c, const Origins& origins, const std::string& source) {
   auto where = [&](const std::string& key) {
     auto it = origins.find(key);
@@ -209,6 +220,13 @@ void check_consistency(const RunConfig& c, const Origins& origins, const std::st
     throw ConfigError(where("data.jitter") +
                       ": data.jitter: expected [brightness, contrast, saturation, hue], each >= 0, "
                       "hue <= 0.5");
+  // The scaled lr (x global batch / 256) and every update are float32 on the device.
+  if (c.optim.lr > 1e6)
+    throw ConfigError(where("optim.lr") + ": optim.lr: " + format_number(c.optim.lr) +
+                      " is above the limit 1e6 (the scaled lr and the updates are float32)");
+  if (c.optim.weight_decay > 1e6)
+    throw ConfigError(where("optim.weight_decay") + ": optim.weight_decay: " +
+                      format_number(c.optim.weight_decay) + " is above the limit 1e6");
   if (c.optim.warmup_epochs > c.optim.epochs)
     throw ConfigError(where("optim.warmup_epochs") +
                       ": optim.warmup_epochs: " + std::to_string(c.optim.warmup_epochs) +

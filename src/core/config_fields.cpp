@@ -62,9 +62,13 @@ std::string Field::expectation() const {
                  [](std::vector<double>*) { return std::string("a list of numbers"); }},
       target);
   if (!choices.empty()) return "one of " + join(choices);
-  auto bound = [](double v) {
+  const bool integer = std::holds_alternative<std::int64_t*>(target);
+  auto bound = [integer](double v) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
+    if (integer && std::abs(v) < 9e15)
+      std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));  // 4194304, not 4.1943e+06
+    else
+      std::snprintf(buf, sizeof buf, "%g", v);
     return std::string(buf);
   };
   if (min && max) {

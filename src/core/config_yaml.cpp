@@ -4,8 +4,10 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -23,6 +25,22 @@ std::string location(const std::string& source, const YAML::Mark& mark) {
   return source + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
 }
 
+// A value as an error message shows it: control characters (a NUL, a newline) escaped, so
+// that the message stays one line and nothing cuts it short.
+std::string printable(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Null:
@@ -32,7 +50,7 @@ std::string describe(const YAML::Node& node) {
     case YAML::NodeType::Map:
       return "a mapping";
     default:
-      return "'" + node.Scalar() + "'";
+      return "'" + printable(node.Scalar()) + "'";
   }
 }
 
@@ -92,12 +110,15 @@ void set_value(Field& field, const YAML::Node& node, const std::string& where) {
                           }
                           if (!scalar) fail_value(field, node, where);
                           const std::string& s = node.Scalar();
+                          if (s.find('\0') != std::string::npos)
+                            throw ConfigError(where + ": " + field.key + ": a NUL byte in '" +
+                                              printable(s) + "' (expected text)");
                           if (!field.choices.empty()) {
                             bool ok = false;
                             for (const auto& c : field.choices) ok = ok || c == s;
                             if (!ok) {
                               std::string message = where + ": " + field.key + ": expected " +
-                                                    field.expectation() + ", got '" + s + "'";
+                                                    field.expectation() + ", got '" + printable(s) + "'";
                               if (auto near = nearest(s, field.choices))
                                 message += " (did you mean " + *near + "?)";
                               throw ConfigError(message);
@@ -187,7 +208,11 @@ void apply_root(FieldSet& fields, const YAML::Node& root, const std::string& sou
 
 YAML::Node parse(const std::string& text, const std::string& source) {
   try {
-    return YAML::Load(text);
+    std::vector<YAML::Node> documents = YAML::LoadAll(text);
+    if (documents.size() > 1)
+      throw ConfigError(source + ": holds " + std::to_string(documents.size()) +
+                        " YAML documents (separated by ---); a config is one document");
+    return documents.empty() ? YAML::Node() : documents.front();
   } catch (const YAML::Exception& e) {
     throw ConfigError(location(source, e.mark) + ": invalid YAML: " + e.msg);
   }
@@ -201,6 +226,9 @@ void apply_yaml_text(FieldSet& fields, const std::string& text, const std::strin
 }
 
 void apply_yaml_file(FieldSet& fields, const std::string& path, Origins& origins) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw ConfigError(path + ": is a directory; expected a YAML config file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path + ": cannot read config file (" + std::strerror(errno) + ")");
   std::ostringstream text;

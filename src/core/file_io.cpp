@@ -1,6 +1,7 @@
 #include "lgd/core/file_io.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -61,6 +62,37 @@ void write_file_atomic(const std::string& path, const char* data, std::size_t si
     ::fsync(dir_fd);
     ::close(dir_fd);
   }
+}
+
+DirectoryLock::DirectoryLock(const std::string& dir, const std::string& what) {
+  const std::string path = (std::filesystem::path(dir) / ".lock").string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw IoError(path + ": cannot create the lock file (" + std::strerror(errno) + ")");
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char owner[256] = {0};
+    const ssize_t n = ::pread(fd_, owner, sizeof owner - 1, 0);
+    std::string who = n > 0 ? std::string(owner, static_cast<std::size_t>(n)) : "";
+    while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
+    ::close(fd_);
+    fd_ = -1;
+    if (err == EWOULDBLOCK)
+      throw UsageError(dir + ": " + what + " is in use by another process (" +
+                       (who.empty() ? std::string("owner unknown") : who) +
+                       "); wait for it to end or choose another directory");
+    throw IoError(path + ": cannot lock (" + std::strerror(err) + ")");
+  }
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  const std::string owner = "pid " + std::to_string(::getpid()) + " on " + host + "\n";
+  if (::ftruncate(fd_, 0) == 0) {
+    const ssize_t written = ::pwrite(fd_, owner.data(), owner.size(), 0);
+    (void)written;  // the owner line is informative; the lock itself is the flock
+  }
+}
+
+DirectoryLock::~DirectoryLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
 }  // namespace lgd

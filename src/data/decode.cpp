@@ -3,7 +3,10 @@
 #include <png.h>
 #include <turbojpeg.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <utility>
 #ifdef LGD_WITH_OPENCV
@@ -13,6 +16,19 @@
 
 namespace lgd::data {
 namespace {
+
+std::atomic<std::int64_t> g_max_pixels{kDefaultMaxImagePixels};
+
+// Throws BadSample when a header's size is empty or above the pixel limit.
+void check_size(const std::string& name, const char* format, std::int64_t width, std::int64_t height) {
+  if (width <= 0 || height <= 0) throw BadSample(name + ": " + format + " with an empty image");
+  const std::int64_t limit = g_max_pixels.load();
+  if (width * height > limit)
+    throw BadSample(name + ": " + format + " of " + std::to_string(width) + "x" +
+                    std::to_string(height) + " = " + std::to_string(width * height) +
+                    " pixels exceeds the limit of " + std::to_string(limit) +
+                    " (data.max_pixels; a possible decompression bomb)");
+}
 
 class MemorySource final : public ImageSource {
  public:
@@ -72,7 +88,7 @@ class JpegSource final : public ImageSource {
       d.reset();
       throw BadSample(name_ + ": not a readable JPEG (" + message + ")");
     }
-    if (width_ <= 0 || height_ <= 0) throw BadSample(name_ + ": JPEG with an empty image");
+    check_size(name_, "JPEG", width_, height_);
   }
   int width() const override { return width_; }
   int height() const override { return height_; }
@@ -130,6 +146,12 @@ Image decode_png(const std::vector<std::uint8_t>& bytes, const std::string& name
   png.version = PNG_IMAGE_VERSION;
   if (!png_image_begin_read_from_memory(&png, bytes.data(), bytes.size()))
     throw BadSample(name + ": corrupt PNG (" + png.message + ")");
+  try {
+    check_size(name, "PNG", png.width, png.height);
+  } catch (...) {
+    png_image_free(&png);
+    throw;
+  }
   png.format = PNG_FORMAT_RGBA;
   const int w = static_cast<int>(png.width), h = static_cast<int>(png.height);
   std::vector<std::uint8_t> rgba(PNG_IMAGE_SIZE(png));
@@ -145,7 +167,16 @@ Image decode_png(const std::vector<std::uint8_t>& bytes, const std::string& name
 }
 
 #ifdef LGD_WITH_OPENCV
+// OpenCV refuses images above OPENCV_IO_MAX_IMAGE_PIXELS, read once at its first decode: lgd
+// passes its limit on there unless the user's environment sets it.
+void export_opencv_limit() {
+  static const bool user_set = std::getenv("OPENCV_IO_MAX_IMAGE_PIXELS") != nullptr;
+  if (!user_set) ::setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(g_max_pixels.load()).c_str(), 1);
+}
+
 Image decode_with_opencv(const std::vector<std::uint8_t>& bytes, const std::string& name) {
+  static const bool exported = (export_opencv_limit(), true);
+  (void)exported;
   cv::Mat bgr;
   try {
     const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1,
@@ -155,6 +186,7 @@ Image decode_with_opencv(const std::vector<std::uint8_t>& bytes, const std::stri
     throw BadSample(name + ": not a readable image (" + e.msg + ")");
   }
   if (bgr.empty() || bgr.type() != CV_8UC3) throw BadSample(name + ": not a readable image");
+  check_size(name, "image", bgr.cols, bgr.rows);
   Image out(bgr.cols, bgr.rows);
   for (int y = 0; y < bgr.rows; ++y) {
     const std::uint8_t* src = bgr.ptr<std::uint8_t>(y);
@@ -170,6 +202,15 @@ Image decode_with_opencv(const std::vector<std::uint8_t>& bytes, const std::stri
 #endif
 
 }  // namespace
+
+void set_max_image_pixels(std::int64_t pixels) {
+  g_max_pixels.store(pixels);
+#ifdef LGD_WITH_OPENCV
+  export_opencv_limit();
+#endif
+}
+
+std::int64_t max_image_pixels() { return g_max_pixels.load(); }
 
 std::unique_ptr<ImageSource> memory_source(Image image) {
   return std::make_unique<MemorySource>(std::move(image));
@@ -200,6 +241,11 @@ bool decodes_other_formats() {
 }
 
 std::unique_ptr<ImageSource> file_source(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (std::filesystem::is_directory(status)) throw BadSample(path + ": is a directory, not an image file");
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    throw BadSample(path + ": not a regular file");
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw BadSample(path + ": cannot open");
   const std::streamsize size = in.tellg();

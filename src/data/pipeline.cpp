@@ -1,5 +1,7 @@
 #include "lgd/data/pipeline.h"
 
+#include "lgd/data/decode.h"
+
 #include <torch/torch.h>
 
 #include "lgd/core/errors.h"
@@ -50,6 +52,7 @@ LoaderOptions loader_options(const config::RunConfig& cfg, bool training) {
   o.shuffle = training;
   o.drop_last = training;
   o.max_bad_fraction = cfg.data.max_bad_fraction;
+  set_max_image_pixels(cfg.data.max_pixels);  // process-wide: every decode of this run
   o.pin_memory = cfg.run.device != "cpu";
   return o;
 }

@@ -69,7 +69,10 @@ std::string short_error(const std::exception& e) {
 
 TeacherManifest read_manifest(const std::string& dir) {
   const std::string path = (fs::path(dir) / kManifest).string();
-  if (!fs::is_directory(dir)) throw IoError(dir + ": teacher bundle directory does not exist");
+  if (!fs::is_directory(dir))
+    throw IoError(dir + ": teacher bundle directory does not exist (scripts/export_clip.py makes one "
+                  "from open_clip, scripts/make_demo_teacher.py the demo's, scripts/bench/make_teacher.py "
+                  "one with random weights)");
   if (!fs::exists(path)) throw IoError(path + ": missing (a teacher bundle needs its manifest)");
   TeacherManifest m;
   config::FieldSet fields = describe(m);

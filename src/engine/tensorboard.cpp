@@ -107,6 +107,17 @@ void EventWriter::scalar(const std::string& tag, double value, std::int64_t step
   write_event(e);
 }
 
+void EventWriter::restart(std::int64_t step) {
+  // Event { SessionLog session_log = 7; }  SessionLog { SessionStatus status = 1; } START = 1
+  std::string session;
+  put_tag(session, 1, 0);
+  put_varint(session, 1);
+  std::string e = event_header(now_seconds(), step);
+  put_bytes(e, 7, session);
+  write_event(e);
+  flush();
+}
+
 void EventWriter::write_event(const std::string& event) {
   const std::uint64_t length = event.size();
   char header[12];

@@ -180,6 +180,20 @@ bool TrainerState::optimizer_step(double lr, torch::Tensor* grad_norm, torch::Te
   return true;
 }
 
+void TrainerState::save_buffers() {
+  torch::NoGradGuard no_grad;
+  saved_buffers.clear();
+  for (const auto& b : student->buffers()) saved_buffers.emplace_back(b, b.clone());
+  if (!head.is_empty())
+    for (const auto& b : head->buffers()) saved_buffers.emplace_back(b, b.clone());
+}
+
+void TrainerState::restore_buffers(const torch::Tensor& keep) {
+  torch::NoGradGuard no_grad;
+  for (auto& [buffer, copy] : saved_buffers)
+    buffer.copy_(keep.defined() ? torch::where(keep, buffer, copy) : copy);
+}
+
 void TrainerState::count_nonfinite(const torch::Tensor& loss_finite) {
   const auto skipped = loss_finite.logical_not().to(torch::kInt64);
   nonfinite_total_dev.add_(skipped);
@@ -291,6 +305,22 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
   m.setup_launch();
   m.run_dir = (fs::path(cfg.run.output_dir) / cfg.run.name).string();
   fs::create_directories(fs::path(m.run_dir) / "checkpoints");
+  // One run per run directory: rank 0 holds its lock until the process ends.
+  if (m.rank() == 0) {
+    m.run_dir_lock = std::make_unique<DirectoryLock>(m.run_dir, "the run directory");
+    // Temporary files of writes a killed run left unfinished (write_file_atomic's
+    // <name>.tmp.<pid>): with the lock held, no live process is writing them.
+    for (const auto& dir : {fs::path(m.run_dir), fs::path(m.run_dir) / "checkpoints"}) {
+      std::error_code ec;
+      for (const auto& entry : fs::directory_iterator(dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (entry.is_regular_file(ec) && name.find(".tmp.") != std::string::npos) {
+          spdlog::info("[train] removing {}, left by an interrupted write", entry.path().string());
+          fs::remove(entry.path(), ec);
+        }
+      }
+    }
+  }
   if (m.rank() == 0) {
     add_log_file((fs::path(m.run_dir) / "train.log").string());
   } else if (spdlog::get_level() < spdlog::level::warn) {
@@ -331,7 +361,9 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
     // The TSB the run distils against: `lgd eval --protocol zero-shot` finds it next to the
     // run's checkpoints.
     text::save_text_bank((fs::path(m.run_dir) / "tsb.safetensors").string(), m.tsb);
-    m.metrics = std::make_unique<MetricsLog>(m.run_dir);
+    // Records after the step the run starts from are logged again: the old ones are dropped
+    // (all of them when it starts from scratch in a used directory).
+    m.metrics = std::make_unique<MetricsLog>(m.run_dir, m.global_step);
   }
   m.tty = ::isatty(STDERR_FILENO) == 1;
   // Decided before the start-up lines, which report it.
@@ -419,6 +451,7 @@ int Trainer::run() {
       bool finite = true;
       torch::Tensor apply;  // deferred checks: "every micro-batch's loss was finite", on the device
       std::vector<torch::Tensor> keys, classes;
+      m.save_buffers();
       for (std::int64_t micro = 0; micro < accumulate; ++micro) {
         // The generator (stochastic depth, dropout) follows the micro-batch's shard, so
         // N ranks x accumulation A draw what 1 rank x N*A draws.
@@ -476,6 +509,7 @@ int Trainer::run() {
         // As with per-step checks, a float16 loss-scale overflow skips the optimiser step only:
         // the bank still takes the keys, and it is not counted against train.max_nonfinite.
         const auto loss_finite = apply;
+        m.restore_buffers(loss_finite);
         torch::Tensor norm;
         m.optimizer_step(lr, &norm, &apply);
         m.update_method(keys, classes, loss_finite);
@@ -501,6 +535,7 @@ int Trainer::run() {
           if (norm.defined()) sum_norm = sum_norm.defined() ? sum_norm + norm : norm.clone();
           m.nonfinite_run = 0;
         } else {
+          m.restore_buffers();
           ++m.nonfinite_total;
           ++m.nonfinite_run;
           m.clear_progress();

@@ -19,6 +19,7 @@
 
 #include "lgd/config/run_config.h"
 #include "lgd/core/errors.h"
+#include "lgd/core/file_io.h"
 #include "lgd/data/dataset.h"
 #include "lgd/data/loader.h"
 #include "lgd/dist/launch.h"
@@ -61,6 +62,8 @@ struct Phases {
 };
 
 struct TrainerState {
+  // Rank 0's lock on the run directory; first, so that it is released last.
+  std::unique_ptr<DirectoryLock> run_dir_lock;
   config::LoadedConfig loaded;
   const config::RunConfig& cfg = loaded.config;
   std::string config_path, run_dir;
@@ -182,6 +185,14 @@ struct TrainerState {
   // the device) is and-ed with "no overflow and a finite gradient norm" and the step is
   // applied only where it holds; returns true.
   bool optimizer_step(double lr, torch::Tensor* grad_norm, torch::Tensor* apply = nullptr);
+
+  // BatchNorm's running statistics (every buffer of the student and the head) as they were
+  // before the step's first forward: a skipped step puts them back, so it leaves no trace.
+  // restore_buffers(keep): deferred checks, the step's values stay where `keep` (0-dim bool
+  // on the device) holds; without it they are put back unconditionally.
+  void save_buffers();
+  void restore_buffers(const torch::Tensor& keep = {});
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> saved_buffers;  // (buffer, its copy)
 
   // Deferred checks: count a step as having a non-finite loss, on the device, unless
   // `loss_finite` holds.

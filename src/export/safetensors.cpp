@@ -119,26 +119,46 @@ SafetensorsFile parse_safetensors(const std::vector<char>& bytes, const std::str
       const std::string key = entry.first.as<std::string>();
       const YAML::Node& info = entry.second;
       if (key == "__metadata__") {
-        for (const auto& m : info)
+        if (!info.IsMap())
+          throw IoError(source + ": __metadata__ is not a JSON object of strings");
+        for (const auto& m : info) {
+          // Quoted JSON scalars carry yaml-cpp's "!" tag; numbers, booleans and null do not.
+          if (!m.second.IsScalar() || m.second.Tag() != "!")
+            throw IoError(source + ": __metadata__ value of " + m.first.as<std::string>() +
+                          " is not a string (the format allows only strings there)");
           file.metadata[m.first.as<std::string>()] = m.second.as<std::string>();
+        }
         continue;
       }
+      if (!info.IsMap()) throw IoError(source + ": " + key + ": expected a JSON object");
       const std::string dtype = info["dtype"].as<std::string>();
       const auto* found = std::find_if(std::begin(kDtypes), std::end(kDtypes),
                                        [&](const DtypeName& d) { return dtype == d.name; });
       if (found == std::end(kDtypes))
         throw IoError(source + ": " + key + ": unsupported dtype " + dtype);
+      if (!info["shape"].IsSequence() || !info["data_offsets"].IsSequence() ||
+          info["data_offsets"].size() != 2)
+        throw IoError(source + ": " + key + ": expected \"shape\": [...] and \"data_offsets\": [begin, end]");
+      // The byte count of the shape, checked before anything is allocated for it.
+      auto options = torch::TensorOptions().dtype(found->type);
       std::vector<int64_t> shape;
-      for (const auto& s : info["shape"]) shape.push_back(s.as<int64_t>());
+      std::uint64_t expected = c10::elementSize(found->type);
+      for (const auto& d : info["shape"]) {
+        const auto v = d.as<std::int64_t>();
+        if (v < 0) throw IoError(source + ": " + key + ": negative dimension " + std::to_string(v));
+        if (v != 0 && expected > data_size / static_cast<std::uint64_t>(v))
+          expected = data_size + 1;  // more than the file holds; reported below
+        else
+          expected *= static_cast<std::uint64_t>(v);
+        shape.push_back(v);
+      }
       const auto begin = info["data_offsets"][0].as<std::uint64_t>();
       const auto end = info["data_offsets"][1].as<std::uint64_t>();
-      auto options = torch::TensorOptions().dtype(found->type);
-      auto tensor = torch::empty(shape, options);
-      const std::uint64_t expected = tensor.numel() * tensor.element_size();
       if (end < begin || end > data_size || end - begin != expected)
         throw IoError(source + ": " + key + ": data_offsets [" + std::to_string(begin) + ", " +
                       std::to_string(end) + "] do not fit its shape and dtype or the file size (" +
                       std::to_string(data_size) + " data bytes)");
+      auto tensor = torch::empty(shape, options);
       if (expected) std::memcpy(tensor.data_ptr(), data + begin, expected);
       entries.push_back({begin, {key, tensor}});
     }
@@ -147,6 +167,19 @@ SafetensorsFile parse_safetensors(const std::vector<char>& bytes, const std::str
   }
   std::stable_sort(entries.begin(), entries.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
+  // The format's rule: the tensors tile the data buffer, with no overlap, hole or trailing byte.
+  std::uint64_t covered = 0;
+  for (const auto& [begin, named] : entries) {
+    if (begin != covered)
+      throw IoError(source + ": " + named.first + ": data starts at byte " + std::to_string(begin) +
+                    (begin < covered ? ", inside the previous tensor's bytes"
+                                     : ", after a gap at byte " + std::to_string(covered)) +
+                    " (safetensors data must be contiguous and not overlap)");
+    covered += named.second.numel() * named.second.element_size();
+  }
+  if (covered != data_size)
+    throw IoError(source + ": " + std::to_string(data_size - covered) +
+                  " byte(s) after the last tensor's data (safetensors files end there)");
   for (auto& e : entries) file.tensors.push_back(std::move(e.second));
   return file;
 }

@@ -93,7 +93,10 @@ class Unpickler {
         case 0x86:
         case 0x87: {  // TUPLE1..3
           const std::size_t n = op - 0x84;
-          std::vector<PyRef> items(stack_.end() - n, stack_.end());
+          if (stack_.size() < n + floor())
+            fail("TUPLE" + std::to_string(n) + " with " + std::to_string(stack_.size() - floor()) +
+                 " item(s) on the pickle stack");
+          std::vector<PyRef> items(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
           stack_.resize(stack_.size() - n);
           push(tuple(std::move(items)));
           break;
@@ -249,8 +252,11 @@ class Unpickler {
     return s;
   }
   void push(PyRef o) { stack_.push_back(std::move(o)); }
+  // Items below the innermost MARK belong to an enclosing object: no opcode but those that
+  // end the mark may take them.
+  std::size_t floor() const { return marks_.empty() ? 0 : marks_.back(); }
   PyRef top() {
-    if (stack_.empty()) fail("pickle stack underflow");
+    if (stack_.size() <= floor()) fail("pickle stack underflow at byte " + std::to_string(pos_ - 1));
     return stack_.back();
   }
   PyRef pop() {
@@ -262,7 +268,8 @@ class Unpickler {
     if (marks_.empty()) fail("pickle mark missing");
     const std::size_t mark = marks_.back();
     marks_.pop_back();
-    std::vector<PyRef> items(stack_.begin() + mark, stack_.end());
+    if (mark > stack_.size()) fail("pickle mark beyond the stack");
+    std::vector<PyRef> items(stack_.begin() + static_cast<std::ptrdiff_t>(mark), stack_.end());
     stack_.resize(mark);
     return items;
   }
@@ -314,8 +321,8 @@ class Unpickler {
       if (args->items.size() < 4 || args->items[0]->kind != PyObject::Kind::kTensor)
         fail("malformed " + name + " arguments");
       auto o = make(PyObject::Kind::kTensor);
-      o->tensor = args->items[0]->tensor.as_strided(ints(args->items[2]), ints(args->items[3]),
-                                                    int_item(args, 1));
+      o->tensor = view(args->items[0]->tensor, ints(args->items[2]), ints(args->items[3]),
+                       int_item(args, 1));
       return o;
     }
     if (name == "torch.jit._pickle.restore_type_tag") {  // (object, "Dict[str, Tensor]")
@@ -330,6 +337,46 @@ class Unpickler {
     auto o = make(PyObject::Kind::kOpaque);  // e.g. argparse.Namespace in a full checkpoint
     o->text = name;
     return o;
+  }
+
+  // A tensor's view of its storage, checked so that no size, stride or offset reaches
+  // LibTorch unless every element it addresses lies inside the storage.
+  torch::Tensor view(const torch::Tensor& storage, const std::vector<std::int64_t>& sizes,
+                     const std::vector<std::int64_t>& strides, std::int64_t offset) {
+    if (sizes.size() != strides.size())
+      fail("tensor with " + std::to_string(sizes.size()) + " sizes but " +
+           std::to_string(strides.size()) + " strides");
+    if (offset < 0) fail("negative storage offset " + std::to_string(offset));
+    bool empty = false;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      if (sizes[i] < 0) fail("negative dimension " + std::to_string(sizes[i]));
+      if (strides[i] < 0) fail("negative stride " + std::to_string(strides[i]));
+      empty = empty || sizes[i] == 0;
+    }
+    const std::int64_t numel = storage.numel();
+    if (!empty) {
+      // The last element addressed: offset + sum((size - 1) * stride), without overflow.
+      std::int64_t last = offset;
+      for (std::size_t i = 0; i < sizes.size(); ++i) {
+        if (strides[i] != 0 && sizes[i] - 1 > (numel - last) / strides[i])
+          fail("tensor of size " + shape(sizes) + " and stride " + shape(strides) +
+               " at offset " + std::to_string(offset) + " lies outside its storage of " +
+               std::to_string(numel) + " element(s)");
+        last += (sizes[i] - 1) * strides[i];
+      }
+      if (last >= numel)
+        fail("tensor at offset " + std::to_string(offset) + " lies outside its storage of " +
+             std::to_string(numel) + " element(s)");
+    } else if (offset > numel) {
+      fail("storage offset " + std::to_string(offset) + " beyond its storage of " +
+           std::to_string(numel) + " element(s)");
+    }
+    return storage.as_strided(sizes, strides, offset);
+  }
+  static std::string shape(const std::vector<std::int64_t>& v) {
+    std::string s = "(";
+    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+    return s + ")";
   }
 
   PyRef persistent(const PyRef& pid) {
@@ -347,13 +394,16 @@ class Unpickler {
       if (type_name == t.name) type = &t;
     if (!type) fail("unsupported storage type " + type_name);
     const std::int64_t numel = int_item(pid, 4);
-    auto storage = torch::empty({numel}, torch::TensorOptions().dtype(type->type));
+    if (numel < 0) fail("storage " + key + " with a negative element count " + std::to_string(numel));
     const std::string record = "data/" + key;
     if (!archive_.hasRecord(record)) fail("record " + record + " is missing");
+    // The record's size bounds the allocation: the count is checked against it first.
+    const std::size_t element_size = c10::elementSize(type->type);
     auto [ptr, size] = archive_.getRecord(record);
-    if (size != static_cast<std::size_t>(numel) * storage.element_size())
+    if (size % element_size != 0 || static_cast<std::uint64_t>(numel) != size / element_size)
       fail("record " + record + " has " + std::to_string(size) + " bytes, expected " +
-           std::to_string(numel * storage.element_size()));
+           std::to_string(numel) + " element(s) of " + std::to_string(element_size) + " bytes");
+    auto storage = torch::empty({numel}, torch::TensorOptions().dtype(type->type));
     if (size) std::memcpy(storage.data_ptr(), ptr.get(), size);
     storages_[key] = storage;
     o->tensor = storage;
@@ -498,29 +548,35 @@ models::NamedTensors read_torch_state_dict(const std::string& path) {
     throw IoError(path + ": not a torch.save zip archive (" +
                   std::string(e.what_without_backtrace()).substr(0, 120) + ")");
   }
-  if (archive->hasRecord("byteorder")) {
-    auto [ptr, size] = archive->getRecord("byteorder");
-    if (std::string(static_cast<const char*>(ptr.get()), size) != "little")
-      throw IoError(path + ": big-endian torch.save archives are not supported");
-  }
-  if (!archive->hasRecord("data.pkl"))
-    throw IoError(path + ": torch.save archive without data.pkl");
-  auto [ptr, size] = archive->getRecord("data.pkl");
-  const std::vector<char> pickle(static_cast<const char*>(ptr.get()),
-                                 static_cast<const char*>(ptr.get()) + size);
-  PyRef root = Unpickler(*archive, pickle, path).run();
-
-  if (!is_tensor_dict(root) && root->kind == PyObject::Kind::kDict) {
-    for (const char* key : {"state_dict", "model", "student"}) {
-      for (const auto& [k, v] : root->entries)
-        if (k->kind == PyObject::Kind::kString && k->text == key && is_tensor_dict(v)) root = v;
-      if (is_tensor_dict(root)) break;
+  PyRef root;
+  try {
+    if (archive->hasRecord("byteorder")) {
+      auto [ptr, size] = archive->getRecord("byteorder");
+      if (std::string(static_cast<const char*>(ptr.get()), size) != "little")
+        throw IoError(path + ": big-endian torch.save archives are not supported");
     }
+    if (!archive->hasRecord("data.pkl"))
+      throw IoError(path + ": torch.save archive without data.pkl");
+    auto [ptr, size] = archive->getRecord("data.pkl");
+    const std::vector<char> pickle(static_cast<const char*>(ptr.get()),
+                                   static_cast<const char*>(ptr.get()) + size);
+    root = Unpickler(*archive, pickle, path).run();
+
+    if (!is_tensor_dict(root) && root->kind == PyObject::Kind::kDict) {
+      for (const char* key : {"state_dict", "model", "student"}) {
+        for (const auto& [k, v] : root->entries)
+          if (k->kind == PyObject::Kind::kString && k->text == key && is_tensor_dict(v)) root = v;
+        if (is_tensor_dict(root)) break;
+      }
+    }
+    if (!is_tensor_dict(root))
+      throw IoError(path +
+                    ": expected a state dict (a dict of name -> tensor, or a checkpoint "
+                    "with one under 'state_dict', 'model' or 'student')");
+  } catch (const c10::Error& e) {  // the archive's own checks (CRC, record offsets)
+    throw IoError(path + ": corrupt torch.save archive (" +
+                  std::string(e.what_without_backtrace()).substr(0, 160) + ")");
   }
-  if (!is_tensor_dict(root))
-    throw IoError(path +
-                  ": expected a state dict (a dict of name -> tensor, or a checkpoint "
-                  "with one under 'state_dict', 'model' or 'student')");
   models::NamedTensors out;
   bool all_module = true;
   for (const auto& [k, v] : root->entries) {

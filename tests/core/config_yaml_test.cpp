@@ -79,6 +79,25 @@ TEST(ConfigYaml, WrongTypeAndRange) {
   EXPECT_EQ(error_of("optim: 3\n"), "x.yaml:1:1: optim: expected a section of keys, got '3'");
 }
 
+TEST(ConfigYaml, SecondDocumentIsAnError) {
+  EXPECT_EQ(error_of("optim:\n  lr: 0.5\n---\noptim:\n  lr: 0.7\n"),
+            "x.yaml: holds 2 YAML documents (separated by ---); a config is one document");
+  EXPECT_EQ(error_of("---\noptim:\n  lr: 0.5\n"), "");  // one document with its marker
+}
+
+TEST(ConfigYaml, DirectoryIsNamedAsOne) {
+  Toy t;
+  FieldSet f = toy_fields(t);
+  Origins o;
+  const std::string dir = ::testing::TempDir();
+  try {
+    apply_yaml_file(f, dir, o);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), dir + ": is a directory; expected a YAML config file");
+  }
+}
+
 TEST(ConfigYaml, SyntaxErrorNamesLine) {
   const std::string e = error_of("optim:\n  lr: [0.1\n");
   EXPECT_EQ(e.rfind("x.yaml:", 0), 0u) << e;

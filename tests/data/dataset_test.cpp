@@ -80,6 +80,58 @@ TEST(ImageFolder, SortsClassesAndFilesLikeTorchvisionAndReadsEachFormat) {
 
 // PNG through libpng: colour types converted to RGB by hand-worked values; alpha dropped as
 // PIL's convert("RGB") does; a truncated file is a BadSample naming it.
+// Rewrites the size in a JPEG's SOF marker or a PNG's IHDR chunk (with its CRC): the header
+// then claims what a decompression bomb claims, while the file stays a few hundred bytes.
+std::vector<std::uint8_t> claim_size(std::vector<std::uint8_t> bytes, std::uint32_t w, std::uint32_t h) {
+  if (bytes[0] == 0xFF) {  // JPEG: FFC0..FFC2 -> length(2) precision(1) height(2) width(2)
+    for (std::size_t i = 2; i + 8 < bytes.size(); ++i)
+      if (bytes[i] == 0xFF && bytes[i + 1] >= 0xC0 && bytes[i + 1] <= 0xC2) {
+        bytes[i + 5] = static_cast<std::uint8_t>(h >> 8), bytes[i + 6] = static_cast<std::uint8_t>(h);
+        bytes[i + 7] = static_cast<std::uint8_t>(w >> 8), bytes[i + 8] = static_cast<std::uint8_t>(w);
+        return bytes;
+      }
+    throw std::runtime_error("no SOF marker");
+  }
+  // PNG: signature(8) length(4) "IHDR"(4) width(4) height(4) ... CRC over type + data (13)
+  for (int k = 0; k < 4; ++k) {
+    bytes[16 + k] = static_cast<std::uint8_t>(w >> (24 - 8 * k));
+    bytes[20 + k] = static_cast<std::uint8_t>(h >> (24 - 8 * k));
+  }
+  const auto crc = static_cast<std::uint32_t>(crc32(0, bytes.data() + 12, 17));
+  for (int k = 0; k < 4; ++k) bytes[29 + k] = static_cast<std::uint8_t>(crc >> (24 - 8 * k));
+  return bytes;
+}
+
+TEST(Decode, DecompressionBombsAreRefusedBeforeDecoding) {
+  TempDir dir("bomb");
+  write_solid(dir / "small.jpg", 16, 16, 10, 20, 30);
+  write_solid(dir / "small.png", 16, 16, 10, 20, 30);
+  write_bytes(dir / "bomb.jpg", claim_size(lgd::testing::read_bytes(dir / "small.jpg"), 60000, 60000));
+  write_bytes(dir / "bomb.png", claim_size(lgd::testing::read_bytes(dir / "small.png"), 32000, 32000));
+  ASSERT_EQ(lgd::data::max_image_pixels(), lgd::data::kDefaultMaxImagePixels);
+  // The header is read when the source is made: no pixel buffer exists yet.
+  auto e = bad_sample_of([&] { lgd::data::file_source(dir / "bomb.jpg"); });
+  EXPECT_EQ(e, dir / "bomb.jpg" + ": JPEG of 60000x60000 = 3600000000 pixels exceeds the limit of "
+                                  "89478485 (data.max_pixels; a possible decompression bomb)");
+  e = bad_sample_of([&] { lgd::data::file_source(dir / "bomb.png"); });
+  EXPECT_NE(e.find(dir / "bomb.png" + ": PNG of 32000x32000 = 1024000000 pixels exceeds the limit"),
+            std::string::npos) << e;
+  // The limit is a setting: 16 x 16 = 256 pixels pass a limit of 256 and not one of 255.
+  lgd::data::set_max_image_pixels(256);
+  EXPECT_EQ(lgd::data::decode_file(dir / "small.png").width, 16);
+  lgd::data::set_max_image_pixels(255);
+  e = bad_sample_of([&] { lgd::data::decode_file(dir / "small.jpg"); });
+  EXPECT_NE(e.find("JPEG of 16x16 = 256 pixels exceeds the limit of 255"), std::string::npos) << e;
+  lgd::data::set_max_image_pixels(lgd::data::kDefaultMaxImagePixels);
+}
+
+TEST(Decode, AFolderIsABadSample) {
+  TempDir dir("folder_sample");
+  std::filesystem::create_directories(dir / "sub.jpg");
+  EXPECT_EQ(bad_sample_of([&] { lgd::data::decode_file(dir / "sub.jpg"); }),
+            dir / "sub.jpg" + ": is a directory, not an image file");
+}
+
 TEST(Decode, PngColourTypesAlphaAndTruncation) {
   TempDir dir("png");
   lgd::testing::write_png(dir / "rgba.png", 3, 1, PNG_FORMAT_RGBA, {10, 20, 30, 0, 40, 50, 60, 128, 70, 80, 90, 255});

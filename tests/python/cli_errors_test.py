@@ -105,6 +105,43 @@ with tempfile.TemporaryDirectory() as tmp:
           1, "does not exist")
     check("bad log level", ["--log-level", "loud", "info"], 2, "--log-level: unknown level 'loud'")
 
+    # Input that was silently accepted, or reached an allocator or a crash.
+    check("unknown command", ["trian", "--config", good], 2,
+          "unknown command 'trian' (did you mean train?); the commands are train, eval, info")
+    check("second YAML document", ["config", "check", config("two.yaml", "student:\n  arch: resnet18\n---\noptim:\n  lr: 1\n")],
+          2, "two.yaml: holds 2 YAML documents (separated by ---); a config is one document")
+    check("config check of a directory", ["config", "check", str(tmp)], 2, f"{tmp}: is a directory; expected a YAML config file")
+    check("lr beyond float32", ["config", "check", good, "--set", "optim.lr=1e300"], 2,
+          "optim.lr: 1e+300 is above the limit 1e6")
+    check("huge batch", ["config", "check", good, "--set", "data.batch_size=100000000000"], 2,
+          "data.batch_size: expected an integer in [1, 65536], got '100000000000'")
+    check("huge queue", ["config", "check", good, "--set", "method.queue_size=10000000000"], 2,
+          "method.queue_size: expected an integer in [1, 4194304]")
+    eval_args = ["eval", "--init", "random", "--arch", "resnet18", "--format", "idx", "--data", str(tmp),
+                 "--protocol", "knn"]
+    check("eval huge image size", [*eval_args, "--image-size", "100000"], 2,
+          "--image-size: expected 0 (the default) or an integer in [16, 4096], got 100000")
+    check("eval negative image size", [*eval_args, "--image-size", "-5"], 2, "--image-size")
+    check("eval negative workers", [*eval_args, "--workers", "-1"], 2, "--workers")
+    check("eval non-finite lr", [*eval_args, "--linear-lr", "inf"], 2, "--linear-lr: expected a finite number > 0, got 'inf'")
+    check("eval NaN lr", [*eval_args, "--linear-lr", "nan"], 2, "--linear-lr")
+    check("export negative classes", ["export", "--arch", "resnet18", "--init", "random", "--num-classes", "-5",
+                                      "-o", str(tmp / "x.pth")], 2, "--num-classes")
+    # A NUL byte in a value: one line, the key named.
+    done = subprocess.run([LGD, "config", "check", config("nul.yaml", "student:\n  arch: \"res\\0net18\"\n")],
+                          capture_output=True, text=True)
+    nul_ok = done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "student.arch" in done.stderr
+    print(f"{'ok  ' if nul_ok else 'FAIL'} NUL byte in a value: exit {done.returncode}: {done.stderr.strip()!r}")
+    if not nul_ok:
+        failures.append("NUL byte in a value: expected exit 2 and one line naming student.arch")
+    # A .pth whose pickle builds a tuple from an empty stack (this crashed the reader).
+    import zipfile
+    with zipfile.ZipFile(tmp / "tuple2.pth", "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02\x86.")
+        z.writestr("archive/version", b"3\n")
+    check("crafted pickle", ["export", "--arch", "resnet18", "--weights", str(tmp / "tuple2.pth"), "-o", str(tmp / "x.pth")],
+          1, f"{tmp / 'tuple2.pth'}: cannot read torch.save data: TUPLE2 with 0 item(s) on the pickle stack")
+
     # Valid input still works and prints the resolved config.
     done = subprocess.run([LGD, "config", "print", good, "--set", "method.alpha=1"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

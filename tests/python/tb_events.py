@@ -68,14 +68,30 @@ def read_records(path):
 
 
 def scalars(events):
-    """(tag, step, value, wall time) of every scalar event after the file_version one."""
+    """(tag, step, value, wall time) of every scalar event after the file_version one
+    (a SessionLog event, see restarts(), is not a scalar)."""
     first = {f: v for f, _, v in events[0]}
     assert first[3] == b"brain.Event:2", first
     out = []
     for ev in events[1:]:
         d = {f: v for f, _, v in ev}
+        if 7 in d:
+            continue
         wall = struct.unpack("<d", d[1])[0]
         (value_msg,) = [v for f, _, v in fields(d[5]) if f == 1]
         value = {f: v for f, _, v in fields(value_msg)}
         out.append((value[1].decode(), d.get(2, 0), struct.unpack("<f", value[2])[0], wall))
+    return out
+
+
+def restarts(events):
+    """Steps of the SessionLog{status: START} events (Event field 7, SessionLog.status field 1
+    = 1), after which TensorBoard drops what earlier files logged at that step and later."""
+    out = []
+    for ev in events[1:]:
+        d = {f: v for f, _, v in ev}
+        if 7 in d:
+            status = {f: v for f, _, v in fields(d[7])}
+            assert status.get(1) == 1, f"SessionLog status {status}"
+            out.append(d.get(2, 0))
     return out

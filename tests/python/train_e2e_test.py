@@ -34,7 +34,7 @@ import torchvision
 
 from safetensors_io import read_safetensors
 from tiny_teacher import make_tiny_bundle, write_images
-from tb_events import read_records, scalars as tb_scalars
+from tb_events import read_records, restarts as tb_restarts, scalars as tb_scalars
 from references import scalars_match_jsonl, tensorboard_scalars
 
 LGD, TRAIN_RUN, SOURCE = sys.argv[1], sys.argv[2], Path(sys.argv[3])
@@ -195,12 +195,49 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2, v
     cmd = [LGD, "train", "--config", str(config), "--set", "run.name=killed"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     reached = wait_for_step(proc, runs / "killed", kill_at)
+    # One run per run directory: a second one started while this one runs is refused.
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    second_lines = second.stderr.strip().splitlines()
+    check("a second run on a directory in use is refused, naming it and the process",
+          second.returncode == 2 and len(second_lines) >= 1 and
+          f"{runs / 'killed'}: the run directory is in use by another process (pid {proc.pid} on" in second_lines[-1],
+          second_lines[-1] if second_lines else f"exit {second.returncode}")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = max(r["step"] for r in metrics(runs / "killed") if r["kind"] == "train")
     check(f"SIGKILL during the run (aimed at step {kill_at})", reached and proc.returncode == -signal.SIGKILL,
           f"last logged step {killed_at}")
-    done = run(*cmd)
+    # A write the kill interrupted leaves its temporary file (write_file_atomic's naming).
+    leftover = runs / "killed" / "checkpoints" / f"last.ckpt.tmp.{proc.pid}"
+    leftover.write_bytes(b"half a checkpoint")
+    done = run(*cmd)  # the lock of the killed process is gone with it
+    check("the interrupted write's temporary file is removed on resume", not leftover.exists())
+    killed_train = [r["step"] for r in metrics(runs / "killed") if r["kind"] == "train"]
+    check("after the resume metrics.jsonl holds each step once", killed_train == list(range(1, steps + 1)),
+          str(killed_train))
+    killed_recs = metrics(runs / "killed")
+    check("after the resume metrics.jsonl has the uninterrupted run's records, in its order",
+          [(r["kind"], r["step"]) for r in killed_recs] == [(r["kind"], r["step"]) for r in recs],
+          f"{[(r['kind'], r['step']) for r in killed_recs]}")
+    # The event files as TensorBoard reads them, by lgd's independent reader: in file order, a
+    # restart event drops what came before at its step and later.
+    kept = []
+    killed_events = sorted((runs / "killed" / "tb").glob("events.out.tfevents.*"))
+    for e in killed_events:
+        records = read_records(e)
+        for step in tb_restarts(records):
+            kept = [x for x in kept if x[1] < step]
+        kept += tb_scalars(records)
+    kept_loss = [(step, v) for tag, step, v, _ in kept if tag == "train/loss"]
+    check("after the resume the event files, restarts applied, hold each step's loss once, as metrics.jsonl",
+          len(killed_events) == 2 and [s for s, _ in kept_loss] == killed_train and
+          all(abs(v - r["loss"]) < 1e-5 * max(1, abs(r["loss"]))
+              for (_, v), r in zip(kept_loss, [r for r in killed_recs if r["kind"] == "train"])),
+          f"{len(killed_events)} files, steps {[s for s, _ in kept_loss]}")
+    tb_killed = tensorboard_scalars(runs / "killed" / "tb")
+    if tb_killed is not None:
+        check("after the resume TensorBoard's own reader (purging the restarted steps) matches metrics.jsonl",
+              *scalars_match_jsonl(tb_killed, killed_recs))
     check("re-running resumes from last.ckpt", "resuming from" in done.stderr,
           [l for l in done.stderr.splitlines() if "resuming" in l][0] if "resuming" in done.stderr else done.stderr[-300:])
     killed, _ = read_safetensors(runs / "killed" / "checkpoints" / "last.ckpt")

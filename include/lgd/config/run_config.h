@@ -39,6 +39,7 @@ struct DataSection {
   std::int64_t workers = 0;        // decode threads; 0: all cores
   std::string augment = "mocov2";  // mocov2 | linear | eval | none
   double max_bad_fraction = 0.01;
+  std::int64_t max_pixels = 89478485;  // larger images are bad samples (decompression bombs)
   std::string split = "train";  // idx and cifar: train | test
   // Validation set (train.val_every > 0): same format; empty val_root: data.root.
   std::string val_root;

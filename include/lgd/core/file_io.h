@@ -19,3 +19,21 @@ inline void write_file_atomic(const std::string& path, const std::string& text) 
 }
 
 }  // namespace lgd
+
+namespace lgd {
+
+// An exclusive lock on a directory (flock on <dir>/.lock, which holds the owner's pid and
+// host): held until destroyed or the process ends, so a killed owner leaves no stale lock.
+// Throws UsageError naming the directory and the owner when another process holds it.
+class DirectoryLock {
+ public:
+  DirectoryLock(const std::string& dir, const std::string& what);
+  ~DirectoryLock();
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace lgd

@@ -23,6 +23,15 @@ std::unique_ptr<ImageSource> file_source(const std::string& path);
 // Full-resolution decode of a file, for tools and tests.
 Image decode_file(const std::string& path);
 
+// Decompression-bomb guard: an image whose header claims more pixels than this is a
+// BadSample, refused before any pixel buffer is allocated. The default is Pillow's
+// MAX_IMAGE_PIXELS (89,478,485: a quarter GiB of 24-bit RGB). Process-wide; data.max_pixels
+// sets it for a run. OpenCV's formats get the limit through OPENCV_IO_MAX_IMAGE_PIXELS when
+// the environment does not set that already.
+inline constexpr std::int64_t kDefaultMaxImagePixels = 89478485;
+void set_max_image_pixels(std::int64_t pixels);
+std::int64_t max_image_pixels();
+
 // Whether formats other than JPEG and PNG are read (lgd built with OpenCV).
 bool decodes_other_formats();
 

@@ -16,8 +16,10 @@ using Scalars = std::vector<std::pair<std::string, double>>;
 
 class MetricsLog {
  public:
-  // Appends to metrics.jsonl (a resumed run continues the file) and starts a new event file.
-  explicit MetricsLog(const std::string& run_dir);
+  // Appends to metrics.jsonl and starts a new event file. A run resumed from a checkpoint at
+  // `resumed_step` (>= 0) first drops the records after that step from metrics.jsonl (they
+  // are logged again) and tells TensorBoard to drop its own (EventWriter::restart).
+  explicit MetricsLog(const std::string& run_dir, std::int64_t resumed_step = -1);
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;

@@ -21,6 +21,9 @@ class EventWriter {
   EventWriter& operator=(const EventWriter&) = delete;
 
   void scalar(const std::string& tag, double value, std::int64_t step);
+  // SessionLog{status: START} at `step`: TensorBoard's readers (purge_orphaned_data, their
+  // default) drop what earlier files logged at `step` and later, as after a restarted writer.
+  void restart(std::int64_t step);
   void flush();
   const std::string& path() const { return path_; }
 
