@@ -36,7 +36,7 @@ case "$mode" in
     teacher=$out/teacher
     teacher_args=(--epochs 1 --limit 1024)
     train_args=(--set train.max_steps=4 --set data.batch_size=32 --set train.val_every=0
-                --set train.val_every_steps=2 --set train.log_every=1)
+                --set train.val_every_steps=2 --set train.val_limit=1000 --set train.log_every=1)
     eval_args=(--subset 1) ;;
   *) echo "compare.sh: LGD_COMPARE=$mode (expected full or tiny)" >&2; exit 2 ;;
 esac

@@ -74,4 +74,10 @@ for name, r in rows:
     top1 = {p["protocol"]: f"{p['top1']:.2f}" for p in r["results"]}
     print(f"| {name} | {top1.get('linear-fast', '')} | {top1.get('knn', '')} | {top1.get('zero-shot', '(no head)')} |")
 PY
+if [ "$mode" = tiny ]; then
+  echo
+  echo "LGD_DEMO=tiny: every step ran at a budget too small to learn anything (a teacher trained on"
+  echo "1,024 images for one epoch, 4 LGD steps, 1% of the labels): the numbers above check that the"
+  echo "pipeline runs end to end and measure nothing. Run scripts/demo.sh for the real ones."
+fi
 printf '\nDone in %d:%02d. Runs and results: %s\n' $(((SECONDS - t0) / 60)) $(((SECONDS - t0) % 60)) "$out"

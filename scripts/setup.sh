@@ -69,9 +69,11 @@ fi
 
 [ "$LGD_TORCH" = pip ] || exit 0
 # The pip leg: a virtual environment of Debian's Python 3 with the pinned PyPI packages.
-# pip keeps what it downloads in its cache (~/.cache/pip, or $PIP_CACHE_DIR), so a second
-# set-up on the same machine (a clean clone, a new venv) downloads nothing.
+# The wheels are kept in $LGD_WHEEL_CACHE (default ~/.cache/lgd/wheels): a second set-up on
+# the same machine (a clean clone, a new venv) installs from there without the network.
+# (pip's own HTTP cache is not enough: an index that answers "no-store" leaves it empty.)
 requirements=scripts/requirements-pip.txt
+wheels=${LGD_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lgd/wheels}
 stamp=$LGD_VENV/.lgd-requirements
 if [ -x "$LGD_VENV_PYTHON" ] && cmp -s "$requirements" "$stamp"; then
   exit 0
@@ -80,7 +82,15 @@ if [ ! -x "$LGD_VENV_PYTHON" ]; then
   echo "setup.sh: creating the virtual environment $LGD_VENV"
   /usr/bin/python3 -m venv "$LGD_VENV"
 fi
-echo "setup.sh: installing $requirements into $LGD_VENV (PyTorch's CUDA build: about 5 GB)"
-"$LGD_VENV_PYTHON" -m pip install --disable-pip-version-check -q -r "$requirements"
+mkdir -p "$wheels"
+pip=("$LGD_VENV_PYTHON" -m pip --disable-pip-version-check -q)
+if "${pip[@]}" install --no-index --find-links "$wheels" -r "$requirements" 2>/dev/null; then
+  echo "setup.sh: installed $requirements into $LGD_VENV from $wheels"
+else
+  echo "setup.sh: downloading $requirements into $wheels (PyTorch's CUDA build: about 5 GB)"
+  "${pip[@]}" download -d "$wheels" -r "$requirements"
+  echo "setup.sh: installing them into $LGD_VENV"
+  "${pip[@]}" install --no-index --find-links "$wheels" -r "$requirements"
+fi
 cp "$requirements" "$stamp"
 "$LGD_VENV_PYTHON" -c 'import torch; print(f"setup.sh: PyTorch {torch.__version__} (CUDA {torch.version.cuda}) in '"$LGD_VENV"'")'

@@ -135,6 +135,10 @@ FieldSet describe(RunConfig& c) {
   f.add("train.val_every_steps", &c.train.val_every_steps,
         "Zero-shot validation also every N optimiser steps (a curve within short runs); 0 disables.")
       .at_least(0);
+  f.add("train.val_limit", &c.train.val_limit,
+        "Validate on at most this many images of the validation set, evenly spaced over it (a "
+        "quicker curve); 0 uses all of them.")
+      .at_least(0);
   f.add("train.max_steps", &c.train.max_steps,
         "Stop after this many optimiser steps in all (a quick look or a smoke test); 0 trains every "
         "epoch. The learning-rate schedule still spans optim.epochs; running again with a larger "

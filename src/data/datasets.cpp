@@ -461,4 +461,29 @@ std::unique_ptr<Dataset> open_dataset(const DatasetOptions& options) {
   return ds;
 }
 
+namespace {
+
+class SubsetDataset final : public Dataset {
+ public:
+  SubsetDataset(std::shared_ptr<const Dataset> base, std::vector<std::int64_t> indices)
+      : base_(std::move(base)), indices_(std::move(indices)) {
+    class_names_ = base_->class_names();
+  }
+  std::int64_t size() const override { return static_cast<std::int64_t>(indices_.size()); }
+  std::int64_t label(std::int64_t i) const override { return base_->label(at(i)); }
+  std::string describe(std::int64_t i) const override { return base_->describe(at(i)); }
+  std::unique_ptr<ImageSource> open(std::int64_t i) const override { return base_->open(at(i)); }
+
+ private:
+  std::int64_t at(std::int64_t i) const { return indices_[static_cast<std::size_t>(i)]; }
+  std::shared_ptr<const Dataset> base_;
+  std::vector<std::int64_t> indices_;
+};
+
+}  // namespace
+
+std::shared_ptr<const Dataset> subset(std::shared_ptr<const Dataset> base, std::vector<std::int64_t> indices) {
+  return std::make_shared<SubsetDataset>(std::move(base), std::move(indices));
+}
+
 }  // namespace lgd::data

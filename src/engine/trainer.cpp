@@ -244,6 +244,11 @@ std::pair<double, double> TrainerState::validate() {
   if (!cfg.data.val_root.empty()) vd.root = cfg.data.val_root;
   vd.split = cfg.data.val_split;
   std::shared_ptr<const data::Dataset> val = data::open_dataset(data::dataset_options(vd));
+  if (const std::int64_t n = val->size(), limit = cfg.train.val_limit; limit > 0 && limit < n) {
+    std::vector<std::int64_t> every(static_cast<std::size_t>(limit));
+    for (std::int64_t i = 0; i < limit; ++i) every[static_cast<std::size_t>(i)] = i * n / limit;
+    val = data::subset(std::move(val), std::move(every));
+  }
   if (val->num_classes() != tsb.weights.size(1))
     throw ConfigError(where("data.val_root") + ": validation set " + vd.root + " has " +
                       std::to_string(val->num_classes()) + " classes, the TSB " +
@@ -261,8 +266,14 @@ std::pair<double, double> TrainerState::validate() {
   const bool with_teacher = !teacher_val_top1.has_value();
   auto correct_s = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device));
   auto correct_t = correct_s.clone();
-  std::int64_t seen = 0;
+  std::int64_t seen = 0, done = 0;
+  clear_progress();
+  // Rank 0 shows how far the validation is (a progress line on a terminal, else a log line
+  // at every tenth): on a large validation set it can take minutes.
+  std::optional<Progress> progress;
+  if (rank() == 0) progress.emplace("[train] zero-shot validation batches", vl.batches_per_epoch());
   while (auto batch = vl.next()) {
+    if (progress) progress->update(++done);
     const auto x = model_input(batch->images);
     const auto labels = batch->labels.to(device);
     torch::Tensor s;
@@ -278,6 +289,7 @@ std::pair<double, double> TrainerState::validate() {
     }
     seen += batch->labels.size(0);
   }
+  if (progress) progress->finish();
   student->train();
   head->train();
   auto counts = torch::stack({correct_s.cpu(), correct_t.cpu(), torch::tensor(seen, torch::kInt64)});

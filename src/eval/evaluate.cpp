@@ -41,24 +41,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// A view of another dataset restricted to some of its indices (the label subset).
-class SubsetDataset : public data::Dataset {
- public:
-  SubsetDataset(std::shared_ptr<const data::Dataset> base, std::vector<std::int64_t> indices)
-      : base_(std::move(base)), indices_(std::move(indices)) {
-    class_names_ = base_->class_names();
-  }
-  std::int64_t size() const override { return static_cast<std::int64_t>(indices_.size()); }
-  std::int64_t label(std::int64_t i) const override { return base_->label(at(i)); }
-  std::string describe(std::int64_t i) const override { return base_->describe(at(i)); }
-  std::unique_ptr<data::ImageSource> open(std::int64_t i) const override { return base_->open(at(i)); }
-
- private:
-  std::int64_t at(std::int64_t i) const { return indices_[static_cast<std::size_t>(i)]; }
-  std::shared_ptr<const data::Dataset> base_;
-  std::vector<std::int64_t> indices_;
-};
-
 // FNV-1a, 64 bit.
 struct Hasher {
   std::uint64_t h = 0xcbf29ce484222325ULL;
@@ -344,7 +326,7 @@ struct Evaluation {
         subset_key = fmt::format("{}%/seed {}/{} samples", o.subset_percent, o.seed, idx.size());
         spdlog::info("[eval] label subset: {} of {} training samples ({}% per class, seed {})", idx.size(),
                      full->size(), o.subset_percent, o.seed);
-        train_set = std::make_shared<SubsetDataset>(full, std::move(idx));
+        train_set = data::subset(full, std::move(idx));
       } else {
         train_set = full;
       }

@@ -57,6 +57,10 @@ with tempfile.TemporaryDirectory() as tmp:
                 if (run / "metrics.jsonl").exists() else []
             steps = [r["step"] for r in vals if r["kind"] == "val"]
             check(f"{m} seed {s}: validation every 2 steps", steps == [2, 4], str(steps))
+            log = (run / "train.log").read_text() if (run / "train.log").exists() else ""
+            progress = [l for l in log.splitlines() if "zero-shot validation batches" in l]
+            check(f"{m} seed {s}: validation on train.val_limit = 1000 of the 10,000 test images (32 batches of 32)",
+                  bool(progress) and all("/32 (" in l for l in progress), str(progress[-1:]))
 
     results = {m: [top1(out / f"eval_{m}_s{s}" / "results.json") for s in SEEDS]
                for m in ("random", "seed", "lgd_vis", "lgd_tex", "lgd")}

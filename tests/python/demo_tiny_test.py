@@ -50,6 +50,8 @@ with tempfile.TemporaryDirectory() as tmp:
     rows = [l for l in done.stdout.splitlines() if l.startswith("| LGD MobileNetV2 |") or l.startswith("| random-init")]
     check("the summary table has both rows with the numbers of results.json",
           len(rows) == 2 and f"{results['eval_lgd'].get('linear-fast', -1):.2f}" in rows[1], "\n".join(rows))
+    check("the tiny demo says that its numbers measure nothing",
+          "the numbers above check that the\npipeline runs end to end and measure nothing" in done.stdout)
     check("the student loads into torchvision (only the classifier missing)",
           "missing ['classifier.1.weight', 'classifier.1.bias']" in done.stdout and "unexpected []" in done.stdout)
 

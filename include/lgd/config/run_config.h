@@ -94,6 +94,7 @@ struct TrainSection {
   std::int64_t log_every = 20;
   std::int64_t val_every = 0;        // epochs; 0: no validation
   std::int64_t val_every_steps = 0;  // optimiser steps; 0: none between epoch ends
+  std::int64_t val_limit = 0;        // validate on at most this many images (evenly spaced); 0: all
   std::int64_t max_nonfinite = 5;    // consecutive non-finite losses that stop the run
   bool deterministic = false;  // CUDA: deterministic kernels, no cuDNN autotuning
   std::string nonfinite_check = "auto";  // auto (deferred on CUDA, step on CPU) | step | deferred

@@ -48,6 +48,9 @@ class Dataset {
 // format or split.
 std::unique_ptr<Dataset> open_dataset(const DatasetOptions& options);
 
+// A view of `base` restricted to `indices` (in that order), with base's class names.
+std::shared_ptr<const Dataset> subset(std::shared_ptr<const Dataset> base, std::vector<std::int64_t> indices);
+
 // Class names from a file: one per line, or "wnid<TAB>name" (the name is taken). Blank
 // lines are skipped.
 std::vector<std::string> read_class_name_file(const std::string& path);
