@@ -12,9 +12,11 @@
 #include "lgd/core/malloc_tuning.h"
 #include "lgd/core/text_distance.h"
 #include "lgd/core/version.h"
+#include "lgd/data/decode.h"
 
 int main(int argc, char** argv) {
   const auto malloc_tuning = lgd::keep_freed_memory();
+  lgd::data::set_max_image_pixels(lgd::data::kDefaultMaxImagePixels);  // before any thread starts
   CLI::App app{
       "lgd: pre-train small vision models by Language-Guided Distillation from a frozen "
       "CLIP-style teacher.\n"};
@@ -38,23 +40,36 @@ int main(int argc, char** argv) {
   lgd::cli::add_bank_command(app, commands);
   lgd::cli::add_bench_command(app, commands);
 
-  // The first word that is not an option names the command: an unknown one is named, with
-  // the valid ones (CLI11 would only say that an argument was not expected).
-  for (int i = 1; i < argc; ++i) {
+  // The first words that are not options name the command (and, for bench, config and
+  // bank, its subcommand): an unknown one is named, with the valid ones (CLI11 would only
+  // say that an argument was not expected).
+  CLI::App* level = &app;
+  for (int i = 1; i < argc && level != nullptr; ++i) {
     const std::string word = argv[i];
-    if (word == "--log-level" || word == "--log-file") {
+    if (level == &app && (word == "--log-level" || word == "--log-file")) {
       ++i;
       continue;
     }
-    if (word.rfind('-', 0) == 0) continue;
+    if (word.rfind('-', 0) == 0) {
+      if (level != &app) break;  // a command's own options: CLI11 checks them
+      continue;
+    }
     std::vector<std::string> names;
-    for (const auto* sub : app.get_subcommands([](const CLI::App* a) { return !a->get_name().empty(); }))
+    CLI::App* next = nullptr;
+    for (auto* sub : level->get_subcommands([](CLI::App* a) { return !a->get_name().empty(); })) {
       names.push_back(sub->get_name());
-    if (std::find(names.begin(), names.end(), word) != names.end()) break;
-    std::cerr << "lgd: error: unknown command '" << word << "'";
-    if (const auto near = lgd::nearest(word, names)) std::cerr << " (did you mean " << *near << "?)";
-    std::cerr << "; the commands are " << lgd::join(names) << " (see 'lgd --help')\n";
-    return lgd::kExitUsage;
+      if (sub->get_name() == word) next = sub;
+    }
+    if (names.empty()) break;  // a command without subcommands: the word is its argument
+    if (next == nullptr) {
+      const std::string what = level == &app ? "command" : level->get_name() + " command";
+      std::cerr << "lgd: error: unknown " << what << " '" << word << "'";
+      if (const auto near = lgd::nearest(word, names)) std::cerr << " (did you mean " << *near << "?)";
+      std::cerr << "; the " << (level == &app ? "commands" : what + "s") << " are " << lgd::join(names)
+                << " (see 'lgd " << (level == &app ? std::string() : level->get_name() + " ") << "--help')\n";
+      return lgd::kExitUsage;
+    }
+    level = next;
   }
 
   try {

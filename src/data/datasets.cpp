@@ -49,6 +49,8 @@ struct NameLine {
 };
 
 std::vector<NameLine> read_name_lines(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw IoError(path + ": is a directory, expected a class-name file");
   std::ifstream in(path);
   if (!in) throw IoError(path + ": cannot open class-name file");
   std::vector<NameLine> lines;
@@ -56,6 +58,9 @@ std::vector<NameLine> read_name_lines(const std::string& path) {
   int number = 0;
   while (std::getline(in, text)) {
     ++number;
+    if (text.find('\0') != std::string::npos)
+      throw IoError(path + ":" + std::to_string(number) +
+                    ": binary data (expected one class name per line, UTF-8 text)");
     if (!text.empty() && text.back() == '\r') text.pop_back();
     if (trim(text).empty()) continue;
     NameLine l;

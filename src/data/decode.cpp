@@ -169,9 +169,14 @@ Image decode_png(const std::vector<std::uint8_t>& bytes, const std::string& name
 #ifdef LGD_WITH_OPENCV
 // OpenCV refuses images above OPENCV_IO_MAX_IMAGE_PIXELS, read once at its first decode: lgd
 // passes its limit on there unless the user's environment sets it.
+// setenv only when the value changes: the executables export it once at start-up, before any
+// worker thread reads the environment.
 void export_opencv_limit() {
   static const bool user_set = std::getenv("OPENCV_IO_MAX_IMAGE_PIXELS") != nullptr;
-  if (!user_set) ::setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(g_max_pixels.load()).c_str(), 1);
+  static std::atomic<std::int64_t> exported{-1};
+  const std::int64_t limit = g_max_pixels.load();
+  if (!user_set && exported.exchange(limit) != limit)
+    ::setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(limit).c_str(), 1);
 }
 
 Image decode_with_opencv(const std::vector<std::uint8_t>& bytes, const std::string& name) {

@@ -326,7 +326,10 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
       std::error_code ec;
       for (const auto& entry : fs::directory_iterator(dir, ec)) {
         const std::string name = entry.path().filename().string();
-        if (entry.is_regular_file(ec) && name.find(".tmp.") != std::string::npos) {
+        const auto at = name.rfind(".tmp.");
+        const bool leftover = at != std::string::npos && at + 5 < name.size() &&
+                              name.find_first_not_of("0123456789", at + 5) == std::string::npos;
+        if (leftover && entry.is_regular_file(ec)) {
           spdlog::info("[train] removing {}, left by an interrupted write", entry.path().string());
           fs::remove(entry.path(), ec);
         }

@@ -28,6 +28,8 @@ std::vector<std::pair<int, std::string>> content_lines(const std::string& path) 
   int number = 0;
   for (std::string line; std::getline(in, line);) {
     ++number;
+    if (line.find('\0') != std::string::npos)
+      throw IoError(path + ":" + std::to_string(number) + ": binary data (expected one entry per line, UTF-8 text)");
     const std::string t = trim(line);
     if (t.empty() || t[0] == '#') continue;
     out.emplace_back(number, t);

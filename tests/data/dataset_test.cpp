@@ -188,6 +188,12 @@ TEST(ImageFolder, ClassNamesFromAFilePositionallyOrByWnid) {
   write_text(dir / "short.txt", "one\n");
   o.classnames = dir / "short.txt";
   EXPECT_NE(error_of([&] { open_dataset(o); }).find("1 class names for 2 classes"), std::string::npos);
+  o.classnames = dir / "data";
+  EXPECT_EQ(error_of([&] { open_dataset(o); }), dir / "data" + ": is a directory, expected a class-name file");
+  write_bytes(dir / "binary.txt", {'t', 'e', 'n', 'c', 'h', '\n', 'g', 0, 'x', '\n'});
+  o.classnames = dir / "binary.txt";
+  EXPECT_EQ(error_of([&] { open_dataset(o); }),
+            dir / "binary.txt" + ":2: binary data (expected one class name per line, UTF-8 text)");
 }
 
 TEST(ImageFolder, EmptyClassFolderAndMissingRootAreErrorsNamingThePath) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "lgd/core/errors.h"
 
 namespace lgd::exporting {
@@ -55,10 +57,9 @@ TEST(Safetensors, CorruptFilesAreRejectedWithTheSource) {
 // A safetensors file from a header written by hand and `data_bytes` zero bytes of data.
 std::vector<char> hand_written(std::string header, std::size_t data_bytes) {
   while ((8 + header.size()) % 8) header += ' ';
-  std::vector<char> out(8);
+  std::vector<char> out(8 + header.size() + data_bytes, 0);
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
-  out.insert(out.end(), header.begin(), header.end());
-  out.resize(out.size() + data_bytes, 0);
+  std::copy(header.begin(), header.end(), out.begin() + 8);
   return out;
 }
 
