@@ -62,6 +62,7 @@ int run_export(ExportArgs a) {
   } else {
     std::optional<std::int64_t> classes;
     if (a.num_classes >= 0) classes = a.num_classes;
+    torch::manual_seed(static_cast<std::uint64_t>(a.seed));  // a classifier built fresh
     w = exporting::load_student_weights(a.arch, a.weights, classes);
     if (a.with_head && !w.head)
       throw UsageError("lgd export: --with-head, but " + a.weights + " has no head.* keys");
@@ -117,7 +118,8 @@ void add_export_command(CLI::App& app, Commands& commands) {
   weights->excludes(init);
   checkpoint->excludes(weights);
   checkpoint->excludes(init);
-  cmd->add_option("--seed", a->seed, "Seed of the random initialisation")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "Seed of the random initialisation (and of a classifier --num-classes builds)")
+      ->capture_default_str();
   cmd->add_option("--num-classes", a->num_classes,
                   "Classifier outputs; 0 exports without classifier. Default: as in --weights "
                   "(none for --init random)")

@@ -95,6 +95,13 @@ StudentWeights load_student_weights(const std::string& arch, WeightsFile file, c
     student_keys = std::move(kept);
   }
   out.student = models::create_student(arch, {classes});
+  if (classes > 0 && in_file == 0) {
+    // Weights without a classifier (a pre-trained backbone) and a class count: the new
+    // classifier keeps the fresh initialisation create_student gave it (torchvision's scheme,
+    // from the current random seed), ready to fine-tune.
+    for (auto& entry : models::state_dict(*out.student))
+      if (starts_with(entry.first, prefix)) student_keys.push_back(std::move(entry));
+  }
   models::load_state_dict(*out.student, student_keys, path);
 
   if (!head_keys.empty()) {

@@ -180,6 +180,16 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2, v
     exported = torch.load(tmp / "exported.pth", weights_only=True)
     check("lgd export --checkpoint equals the run's student.pth",
           list(exported) == list(sd) and all(torch.equal(exported[k], sd[k]) for k in sd))
+    # A pre-trained backbone handed over with a fresh classifier for fine-tuning: torchvision
+    # loads it strictly, with the run's backbone and a classifier of the width asked for.
+    run(LGD, "export", "--checkpoint", whole / "checkpoints" / "last.ckpt", "--num-classes", "7", "--seed", "1",
+        "-o", tmp / "with_fc.pth")
+    with_fc = torch.load(tmp / "with_fc.pth", weights_only=True)
+    tv7 = torchvision.models.resnet18(num_classes=7)
+    tv7.load_state_dict(with_fc, strict=True)
+    check("lgd export --checkpoint --num-classes 7: a fresh classifier, strict load, the run's backbone",
+          with_fc["fc.weight"].shape == (7, 512) and with_fc["fc.bias"].abs().max() <= 1 / 512 ** 0.5 and
+          all(torch.equal(with_fc[k], sd[k]) for k in sd), str(with_fc["fc.weight"].shape))
     run(LGD, "export", "--checkpoint", whole / "checkpoints" / "last.ckpt", "--with-head", "-o",
         tmp / "with_head.safetensors")
     wh, _ = read_safetensors(tmp / "with_head.safetensors")
