@@ -64,6 +64,20 @@ void write_file_atomic(const std::string& path, const char* data, std::size_t si
   }
 }
 
+std::vector<std::string> remove_interrupted_writes(const std::string& dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const auto at = name.rfind(".tmp.");  // write_file_atomic's suffix, then the writer's pid
+    const bool temporary = at != std::string::npos && at + 5 < name.size() &&
+                           name.find_first_not_of("0123456789", at + 5) == std::string::npos;
+    if (temporary && entry.is_regular_file(ec) && std::filesystem::remove(entry.path(), ec))
+      removed.push_back(entry.path().string());
+  }
+  return removed;
+}
+
 DirectoryLock::DirectoryLock(const std::string& dir, const std::string& what) {
   const std::string path = (std::filesystem::path(dir) / ".lock").string();
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);

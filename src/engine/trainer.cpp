@@ -320,21 +320,10 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
   // One run per run directory: rank 0 holds its lock until the process ends.
   if (m.rank() == 0) {
     m.run_dir_lock = std::make_unique<DirectoryLock>(m.run_dir, "the run directory");
-    // Temporary files of writes a killed run left unfinished (write_file_atomic's
-    // <name>.tmp.<pid>): with the lock held, no live process is writing them.
-    for (const auto& dir : {fs::path(m.run_dir), fs::path(m.run_dir) / "checkpoints"}) {
-      std::error_code ec;
-      for (const auto& entry : fs::directory_iterator(dir, ec)) {
-        const std::string name = entry.path().filename().string();
-        const auto at = name.rfind(".tmp.");
-        const bool leftover = at != std::string::npos && at + 5 < name.size() &&
-                              name.find_first_not_of("0123456789", at + 5) == std::string::npos;
-        if (leftover && entry.is_regular_file(ec)) {
-          spdlog::info("[train] removing {}, left by an interrupted write", entry.path().string());
-          fs::remove(entry.path(), ec);
-        }
-      }
-    }
+    // With the lock held, no live process is writing into the directory.
+    for (const auto& dir : {fs::path(m.run_dir), fs::path(m.run_dir) / "checkpoints"})
+      for (const auto& path : remove_interrupted_writes(dir.string()))
+        spdlog::info("[train] removed {}, left by an interrupted write", path);
   }
   if (m.rank() == 0) {
     add_log_file((fs::path(m.run_dir) / "train.log").string());

@@ -18,6 +18,11 @@ inline void write_file_atomic(const std::string& path, const std::string& text) 
   write_file_atomic(path, text.data(), text.size());
 }
 
+// Removes the temporary files write_file_atomic leaves in `dir` when its process is killed
+// mid-write (<name>.tmp.<pid>); returns their paths. Only for a directory no live process
+// writes into (hold its DirectoryLock).
+std::vector<std::string> remove_interrupted_writes(const std::string& dir);
+
 }  // namespace lgd
 
 namespace lgd {
