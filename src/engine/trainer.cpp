@@ -621,10 +621,12 @@ int Trainer::run() {
           last_progress = Clock::now();
         }
       }
+      // Validation before the checkpoint of the same step: a run killed in between resumes
+      // from the checkpoint before and validates again, so no record is lost.
+      if (val_step_due() && m.step_in_epoch < m.steps_per_epoch) validate_now();
       if (cfg.train.checkpoint_every > 0 && m.global_step % cfg.train.checkpoint_every == 0 &&
           m.step_in_epoch < m.steps_per_epoch)
         m.save(true);
-      if (val_step_due() && m.step_in_epoch < m.steps_per_epoch) validate_now();
       if (stop_signal && m.step_in_epoch < m.steps_per_epoch) return stop(stop_signal);
     }
     if (m.step_in_epoch < m.steps_per_epoch) {  // train.max_steps reached inside an epoch
@@ -634,8 +636,8 @@ int Trainer::run() {
     // Epoch end: the position moves to the next epoch before the checkpoint.
     ++m.epoch;
     m.step_in_epoch = 0;
-    m.save(true);
     if ((cfg.train.val_every > 0 && m.epoch % cfg.train.val_every == 0) || val_step_due()) validate_now();
+    m.save(true);
   }
   m.clear_progress();
   if (m.collective->rank() == 0) {
