@@ -18,6 +18,7 @@ PACKAGES=(
   libgtest-dev
   libgloo-dev                        # the headers of c10d's Gloo process group (CPU multi-process)
   dataset-fashion-mnist              # a real IDX dataset for tests and the demo
+  clang libclang-rt-dev              # libFuzzer and AddressSanitizer for the fuzz targets (scripts/fuzz.sh)
 )
 if [ "$LGD_TORCH" = debian ]; then
   PACKAGES+=(

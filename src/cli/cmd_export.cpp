@@ -93,14 +93,14 @@ void add_export_command(CLI::App& app, Commands& commands) {
   auto* cmd = app.add_subcommand(
       "export", "Write student weights as a torchvision .pth or a .safetensors file");
   cmd->footer(
-      "Keys equal torchvision's, so timm, detectron2 and mmdetection read them like torchvision\n"
-      "weights. A model without classifier loads with strict=False (missing: exactly the\n"
-      "classifier keys); one with a classifier (--num-classes N) loads with strict=True.\n"
+      "Keys equal torchvision's: torchvision.models.<arch>() loads the file. A model without\n"
+      "classifier loads with strict=False (missing: exactly the classifier keys); one with a\n"
+      "classifier (--num-classes N) loads with strict=True.\n"
       "Examples:\n"
       "  lgd export --checkpoint runs/r18/checkpoints/last.ckpt -o r18_lgd.pth\n"
       "  lgd export --arch resnet18 --init random --seed 0 -o resnet18.pth\n"
-      "  python3 -c \"import torch, torchvision; m = torchvision.models.resnet18();\n"
-      "    print(m.load_state_dict(torch.load('resnet18.pth'), strict=False))\"");
+      "  /usr/bin/python3 -c \"import torch, torchvision; m = torchvision.models.resnet18(); \\\n"
+      "      print(m.load_state_dict(torch.load('resnet18.pth', weights_only=True), strict=False))\"");
   cmd->add_option("--arch", a->arch,
                   "Student architecture (see 'lgd info'); with --checkpoint, the checkpoint's");
   auto* checkpoint = cmd->add_option("--checkpoint", a->checkpoint,

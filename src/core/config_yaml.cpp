@@ -1,5 +1,6 @@
 #include "lgd/core/config_yaml.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -206,19 +207,59 @@ void apply_root(FieldSet& fields, const YAML::Node& root, const std::string& sou
   walk(fields, root, "", source, origins);
 }
 
+// Counts the documents of a YAML stream from yaml-cpp's parser events, without building nodes.
+// yaml-cpp up to 0.8 (Debian 12 has 0.7) returns from HandleNextDocument again and again
+// without moving on when a document starts with a token no value can start with, such as a
+// ',' outside a flow collection (jbeder/yaml-cpp#1040); YAML::LoadAll then never returns.
+// A document that starts where the previous one started is that case.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  int documents = 0;
+  bool stuck = false;
+  YAML::Mark start;
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    stuck = documents > 0 && mark.pos == start.pos;
+    start = mark;
+    ++documents;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 YAML::Node parse(const std::string& text, const std::string& source) {
+  check_yaml_text(text, source);  // one document, which YAML::Load returns from
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(text);
-    if (documents.size() > 1)
-      throw ConfigError(source + ": holds " + std::to_string(documents.size()) +
-                        " YAML documents (separated by ---); a config is one document");
-    return documents.empty() ? YAML::Node() : documents.front();
+    return YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw ConfigError(location(source, e.mark) + ": invalid YAML: " + e.msg);
   }
 }
 
 }  // namespace
+
+void check_yaml_text(const std::string& text, const std::string& source) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  try {
+    while (parser.HandleNextDocument(counter))
+      if (counter.stuck)
+        throw ConfigError(location(source, counter.start) +
+                          ": invalid YAML: a value cannot start here (a ',' outside [ ] or { }?)");
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(location(source, e.mark) + ": invalid YAML: " + e.msg);
+  }
+  if (counter.documents > 1)
+    throw ConfigError(source + ": holds " + std::to_string(counter.documents) +
+                      " YAML documents (separated by ---); a config is one document");
+}
 
 void apply_yaml_text(FieldSet& fields, const std::string& text, const std::string& source,
                      Origins& origins) {

@@ -263,6 +263,10 @@ std::unique_ptr<Dataset> open_file_list(const DatasetOptions& o) {
       if (labels[i] < 0)
         throw IoError(o.root + ":" + std::to_string(line_of[i]) + ": negative label " +
                       std::to_string(labels[i]));
+      if (labels[i] >= kMaxClasses)  // names for 0..label would be allocated next
+        throw IoError(o.root + ":" + std::to_string(line_of[i]) + ": label " + std::to_string(labels[i]) +
+                      " is too large (integer labels are class indices; at most " +
+                      std::to_string(kMaxClasses) + " classes)");
       max_label = std::max(max_label, labels[i]);
     }
     names = names_for_count(max_label + 1, o.classnames);

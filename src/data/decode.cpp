@@ -10,8 +10,12 @@
 #include <fstream>
 #include <utility>
 #ifdef LGD_WITH_OPENCV
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
+#include <dlfcn.h>
+
+#include <mutex>
+#include <string>
+
+#include "lgd/core/errors.h"
 #endif
 
 namespace lgd::data {
@@ -167,53 +171,68 @@ Image decode_png(const std::vector<std::uint8_t>& bytes, const std::string& name
 }
 
 #ifdef LGD_WITH_OPENCV
-// OpenCV refuses images above OPENCV_IO_MAX_IMAGE_PIXELS, read once at its first decode: lgd
-// passes its limit on there unless the user's environment sets it.
-// setenv only when the value changes: the executables export it once at start-up, before any
-// worker thread reads the environment.
-void export_opencv_limit() {
-  static const bool user_set = std::getenv("OPENCV_IO_MAX_IMAGE_PIXELS") != nullptr;
-  static std::atomic<std::int64_t> exported{-1};
-  const std::int64_t limit = g_max_pixels.load();
-  if (!user_set && exported.exchange(limit) != limit)
-    ::setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(limit).c_str(), 1);
+// OpenCV's decoders live in the lgd_opencv module (src/data/opencv_module.cpp), opened at the
+// first image that needs them. OpenCV refuses images above OPENCV_IO_MAX_IMAGE_PIXELS, which
+// it reads once, as that module loads: lgd puts its limit there first, unless the user's
+// environment sets it. A later, different data.max_pixels still applies to the decoded size
+// (check_size), not to OpenCV's allocation.
+using CvDecode = int (*)(const std::uint8_t*, std::size_t, std::uint8_t* (*)(void*, int, int), void*,
+                         char*, std::size_t);
+
+CvDecode opencv_decoder() {
+  static CvDecode decode = nullptr;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (std::getenv("OPENCV_IO_MAX_IMAGE_PIXELS") == nullptr)
+      ::setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(g_max_pixels.load()).c_str(), 1);
+    const char* env = std::getenv("LGD_OPENCV_MODULE");
+    const std::string path = env && *env ? env : LGD_OPENCV_MODULE_PATH;
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle)
+      throw IoError(path + ": cannot load lgd's OpenCV module (" + dlerror() +
+                    "); set LGD_OPENCV_MODULE to its path");
+    decode = reinterpret_cast<CvDecode>(dlsym(handle, "lgd_cv_decode"));
+    if (!decode) throw IoError(path + ": not lgd's OpenCV module (lgd_cv_decode missing)");
+  });
+  return decode;
 }
 
+struct CvTarget {
+  const std::string* name;
+  Image image;
+  std::string refused;
+};
+
 Image decode_with_opencv(const std::vector<std::uint8_t>& bytes, const std::string& name) {
-  static const bool exported = (export_opencv_limit(), true);
-  (void)exported;
-  cv::Mat bgr;
-  try {
-    const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1,
-                      const_cast<std::uint8_t*>(bytes.data()));
-    bgr = cv::imdecode(raw, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
-  } catch (const cv::Exception& e) {
-    throw BadSample(name + ": not a readable image (" + e.msg + ")");
-  }
-  if (bgr.empty() || bgr.type() != CV_8UC3) throw BadSample(name + ": not a readable image");
-  check_size(name, "image", bgr.cols, bgr.rows);
-  Image out(bgr.cols, bgr.rows);
-  for (int y = 0; y < bgr.rows; ++y) {
-    const std::uint8_t* src = bgr.ptr<std::uint8_t>(y);
-    std::uint8_t* dst = &out.pixels[static_cast<std::size_t>(y) * bgr.cols * 3];
-    for (int x = 0; x < bgr.cols; ++x) {
-      dst[x * 3 + 0] = src[x * 3 + 2];
-      dst[x * 3 + 1] = src[x * 3 + 1];
-      dst[x * 3 + 2] = src[x * 3 + 0];
+  CvTarget target{&name, Image(), ""};
+  auto allocate = [](void* ctx, int width, int height) -> std::uint8_t* {
+    auto* t = static_cast<CvTarget*>(ctx);
+    try {
+      check_size(*t->name, "image", width, height);
+    } catch (const BadSample& e) {
+      t->refused = e.what();
+      return nullptr;
     }
+    t->image.reshape(width, height);
+    return t->image.pixels.data();
+  };
+  char error[512] = {0};
+  switch (opencv_decoder()(bytes.data(), bytes.size(), allocate, &target, error, sizeof error)) {
+    case 0:
+      return std::move(target.image);
+    case 2:
+      throw BadSample(target.refused);
+    case 3:
+      throw BadSample(name + ": not a readable image (" + error + ")");
+    default:
+      throw BadSample(name + ": not a readable image");
   }
-  return out;
 }
 #endif
 
 }  // namespace
 
-void set_max_image_pixels(std::int64_t pixels) {
-  g_max_pixels.store(pixels);
-#ifdef LGD_WITH_OPENCV
-  export_opencv_limit();
-#endif
-}
+void set_max_image_pixels(std::int64_t pixels) { g_max_pixels.store(pixels); }
 
 std::int64_t max_image_pixels() { return g_max_pixels.load(); }
 

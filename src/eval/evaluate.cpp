@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "lgd/core/config_yaml.h"
 #include "lgd/core/errors.h"
 #include "lgd/core/file_io.h"
 #include "lgd/core/logging.h"
@@ -222,6 +223,7 @@ struct Evaluation {
       source = path;
       if (meta.count("config")) {
         try {
+          config::check_yaml_text(meta.at("config"), path + ": the run config stored in the checkpoint");
           run_config = YAML::Load(meta.at("config"));
         } catch (const YAML::Exception& e) {
           throw IoError(path + ": the run config stored in the checkpoint does not parse: " + e.what());

@@ -85,6 +85,24 @@ TEST(ConfigYaml, SecondDocumentIsAnError) {
   EXPECT_EQ(error_of("---\noptim:\n  lr: 0.5\n"), "");  // one document with its marker
 }
 
+// yaml-cpp 0.7's LoadAll never returns on these (found by fuzz/targets/run_config.cpp).
+TEST(ConfigYaml, TextTheYamlLibraryLoopsOnIsAnError) {
+  EXPECT_EQ(error_of(","), "x.yaml:1:1: invalid YAML: a value cannot start here (a ',' outside [ ] or { }?)");
+  EXPECT_EQ(error_of("# comment\n  , x\n"),
+            "x.yaml:2:3: invalid YAML: a value cannot start here (a ',' outside [ ] or { }?)");
+  EXPECT_EQ(error_of("-\n,\n-\n"), "x.yaml:2:1: invalid YAML: a value cannot start here (a ',' outside [ ] or { }?)");
+  Toy t;
+  FieldSet f = toy_fields(t);
+  Origins o;
+  try {
+    apply_override(f, "optim.lr=,", o);
+    FAIL() << "no error";
+  } catch (const lgd::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "--set optim.lr=,:1:1: invalid YAML: a value cannot start here (a ',' outside [ ] or { }?)");
+  }
+}
+
 TEST(ConfigYaml, DirectoryIsNamedAsOne) {
   Toy t;
   FieldSet f = toy_fields(t);

@@ -253,6 +253,13 @@ TEST(FileList, TsvWithClassNamesSortedIntoLabels) {
   write_text(dir / "empty.csv", "path,label\n");
   o.root = dir / "empty.csv";
   EXPECT_NE(error_of([&] { open_dataset(o); }).find("empty file list"), std::string::npos);
+  // An integer label is a class index: one of 80 billion would allocate that many names (found
+  // by fuzz/targets/file_list.cpp); above 1,000,000 classes it is refused naming the line.
+  write_text(dir / "huge.csv", "a.png,0\na.png,80000000001\n");
+  o.root = dir / "huge.csv";
+  EXPECT_EQ(error_of([&] { open_dataset(o); }),
+            dir / "huge.csv" + ":2: label 80000000001 is too large (integer labels are class indices; "
+                               "at most 1000000 classes)");
 }
 
 std::vector<std::uint8_t> be32(std::uint32_t v) {

@@ -302,6 +302,30 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2, v
     check("deferred: a log line whose steps were all skipped shows loss nan, as per-step checks do",
           logged and all(" loss nan " in l for l in logged), "\n".join(logged))
 
+    # 4b. A skipped step leaves no trace in the student: its first convolution scaled by 1e36 makes
+    #     every forward overflow (BatchNorm's batch variance is Inf), so each step is skipped with
+    #     a finite lr. The BatchNorm running statistics that the forward updated are put back, so
+    #     the end-of-run checkpoint is written and holds the loaded statistics exactly.
+    sd = torch.load(whole / "student.pth", weights_only=True)
+    sd["conv1.weight"] = sd["conv1.weight"] * 1e36
+    torch.save(sd, tmp / "overflowing.pth")
+    for mode in ("step", "deferred"):
+        name = f"skip_trace_{mode}"
+        done = run(LGD, "train", "--config", config, "--set", f"run.name={name}", "--set", "student.init=weights",
+                   "--set", f"student.weights={tmp / 'overflowing.pth'}", "--set", "train.max_steps=2",
+                   "--set", "train.max_nonfinite=10", "--set", f"train.nonfinite_check={mode}",
+                   "--set", "train.val_every=0", "--set", "train.val_every_steps=0", check_rc=False)
+        last = runs / name / "checkpoints" / "last.ckpt"
+        got = read_safetensors(last)[0] if last.exists() else {}
+        stats = [k for k in sd if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+        same = bool(got) and all(np.array_equal(got["student." + k], sd[k].numpy()) for k in stats)
+        skipped = sum(("step skipped" in l or "with a NaN or Inf loss skipped" in l)
+                      for l in done.stderr.splitlines())
+        check(f"skipped steps ({mode} checks) leave BatchNorm statistics as loaded; the checkpoint is written",
+              done.returncode == 0 and skipped >= 1 and same and len(stats) > 0,
+              f"exit {done.returncode}, {skipped} skip line(s), {len(stats)} statistics compared: "
+              + "\n".join(done.stderr.strip().splitlines()[-3:]))
+
     # 5. Bad input.
     done = run(LGD, "train", "--config", config, "--set", "run.name=whole", "--set", "student.arch=resnet34",
                check_rc=False)

@@ -8,6 +8,12 @@
 
 namespace lgd::config {
 
+// Checks that YAML text is one document that the YAML library parses and returns from
+// (Debian 12's yaml-cpp 0.7 never returns from YAML::LoadAll on some malformed text, such as
+// a document starting with ','; found by fuzz/targets/run_config.cpp). ConfigError naming
+// source, line and column otherwise. Every YAML text lgd parses goes through this first.
+void check_yaml_text(const std::string& text, const std::string& source);
+
 // Applies every key of the YAML file at `path` on top of the current values.
 void apply_yaml_file(FieldSet& fields, const std::string& path, Origins& origins);
 

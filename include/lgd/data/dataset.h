@@ -19,6 +19,9 @@
 
 namespace lgd::data {
 
+// The most classes a dataset may have (a file_list's integer labels are class indices).
+inline constexpr std::int64_t kMaxClasses = 1000000;
+
 struct DatasetOptions {
   std::string format = "image_folder";  // image_folder | file_list | idx | cifar
   std::string root;                     // folder, list file, or the folder of the files

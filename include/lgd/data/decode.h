@@ -26,8 +26,12 @@ Image decode_file(const std::string& path);
 // Decompression-bomb guard: an image whose header claims more pixels than this is a
 // BadSample, refused before any pixel buffer is allocated. The default is Pillow's
 // MAX_IMAGE_PIXELS (89,478,485: a quarter GiB of 24-bit RGB). Process-wide; data.max_pixels
-// sets it for a run. OpenCV's formats get the limit through OPENCV_IO_MAX_IMAGE_PIXELS when
-// the environment does not set that already.
+// sets it for a run. JPEG and PNG headers are read by lgd. The other formats are OpenCV's,
+// which refuses images above OPENCV_IO_MAX_IMAGE_PIXELS, read once when its imgcodecs library
+// loads: lgd loads it (src/data/opencv_module.cpp) at the first such image, with this limit in
+// that variable unless the environment sets it. Where LibTorch itself links OpenCV (Debian's
+// 1.13 does), imgcodecs is loaded before lgd starts, and OpenCV's own default (2^30 pixels) or
+// the environment's value bounds its allocation; this limit then applies to the decoded size.
 inline constexpr std::int64_t kDefaultMaxImagePixels = 89478485;
 void set_max_image_pixels(std::int64_t pixels);
 std::int64_t max_image_pixels();
