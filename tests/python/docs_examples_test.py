@@ -99,7 +99,9 @@ EXAMPLES = {
         "run": {"swap": {"teachers/clip_rn50": "teachers/random_r18_32"}},
         "why": "teachers/clip_rn50 needs a download; the random bundle has CLIP's tokenizer too"},
     "build/src/cli/lgd bank build --teacher teachers/clip_rn50 --classnames my_classes.txt --templates teachers/clip_rn50/templates.txt -o tsb.safetensors": {
-        "run": {"swap": {"teachers/clip_rn50": "teachers/random_r18_32", "my_classes.txt": "configs/classnames/fashion_mnist.txt"}}},
+        "run": {"swap": {"teachers/clip_rn50/templates.txt": "templates.txt", "teachers/clip_rn50": "teachers/random_r18_32",
+                         "my_classes.txt": "configs/classnames/fashion_mnist.txt"}},
+        "why": "the random bundle ships no template file; the test writes one"},
     "build/src/cli/lgd bank show tsb.safetensors": {"run": {"output": "T-shirt/top"}},
     # --- README: building by hand
     "cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2": {
@@ -234,7 +236,7 @@ def help_commands():
 
 
 def check(name, ok, detail=""):
-    print(f"{'ok  ' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
+    print(f"{'ok  ' if ok else 'FAIL'} {name}{': ' + detail if detail and not ok else ''}", flush=True)
     if not ok:
         failures.append(name)
 
@@ -283,6 +285,7 @@ def main():
         if (SOURCE / ".venv").exists():
             (work / ".venv").symlink_to(SOURCE / ".venv")
         make_images(work / "images")
+        (work / "templates.txt").write_text("a photo of a {}.\na blurry photo of a {}.\n")
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         for command, entry in EXAMPLES.items():
             if "run" not in entry:
