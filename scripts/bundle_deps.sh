@@ -19,7 +19,7 @@ dest=${1:-deps}
 
 roots=(
   libyaml-cpp-dev libspdlog-dev libcli11-dev libsentencepiece-dev
-  libturbojpeg0-dev libpng-dev libpcre2-dev zlib1g-dev libgtest-dev
+  libturbojpeg0-dev libpng-dev libpcre2-dev zlib1g-dev libgtest-dev nlohmann-json3-dev
 )
 # Headers alone, without their packages' dependencies: c10d's Gloo process group, whose
 # code a PyTorch pip install carries inside libtorch_cpu.so but whose headers it does not.

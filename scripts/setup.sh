@@ -15,6 +15,7 @@ PACKAGES=(
   libopencv-dev                      # optional: BMP, WebP, TIFF, ... (-DLGD_WITH_OPENCV)
   libyaml-cpp-dev libspdlog-dev libcli11-dev libsentencepiece-dev zlib1g-dev
   libpcre2-dev                       # Unicode classes of CLIP's pre-tokenisation pattern
+  nlohmann-json3-dev                 # JSON files lgd writes (the metadata beside an exported .pth)
   libgtest-dev
   libgloo-dev                        # the headers of c10d's Gloo process group (CPU multi-process)
   dataset-fashion-mnist              # a real IDX dataset for tests and the demo

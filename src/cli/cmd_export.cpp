@@ -7,6 +7,7 @@
 #include "lgd/core/errors.h"
 #include "lgd/core/logging.h"
 #include "lgd/core/version.h"
+#include "lgd/export/layouts.h"
 #include "lgd/export/weights_io.h"
 #include "lgd/models/architectures.h"
 
@@ -20,6 +21,7 @@ struct ExportArgs {
   std::string init;
   std::int64_t seed = 0;
   std::string format;
+  std::string layout = "torchvision";
   std::string output;
   bool with_head = false;
   std::int64_t embed_dim = 0;
@@ -69,20 +71,38 @@ int run_export(ExportArgs a) {
     if (!a.with_head) w.head = nullptr;
   }
 
-  const auto tensors = exporting::export_tensors(*w.student, w.head);
+  const auto layout = exporting::parse_layout(a.layout);
+  const auto tensors = exporting::to_layout(layout, a.arch, exporting::export_tensors(*w.student, w.head));
   exporting::Metadata metadata{{"format", "pt"},
                                {"arch", a.arch},
+                               {"layout", a.layout},
+                               {"model", exporting::layout_model_name(layout, a.arch)},
                                {"num_classes", std::to_string(w.student->num_classes())},
                                {"feature_dim", std::to_string(w.student->feature_dim())},
                                {"lgd_version", version()}};
   if (w.head)
     metadata["embed_dim"] = std::to_string(w.head->children().back()->parameters()[0].size(0));
+  // What the student was trained on: the teacher's input normalisation and size (an lgd
+  // checkpoint, or an export of one, records them).
+  for (const char* key : {"image_size", "image_mean", "image_std", "teacher"})
+    if (auto it = w.metadata.find(key); it != w.metadata.end()) metadata[key] = it->second;
+  if (metadata.count("image_mean")) metadata["channel_order"] = "RGB";
   exporting::write_weights(a.output, tensors, format, metadata);
-  spdlog::info(
-      "[export] wrote {} ({} tensors, {} classes{}) as {} to {}", a.arch, tensors.size(),
-      w.student->num_classes(), w.head ? ", with head" : "",
-      format == exporting::WeightsFormat::kSafetensors ? "safetensors" : "torchvision .pth",
-      a.output);
+  std::string sidecar;
+  if (format == exporting::WeightsFormat::kTorchvision && metadata.count("image_mean")) {
+    sidecar = exporting::sidecar_path(a.output);
+    exporting::write_sidecar(sidecar, metadata);
+  }
+  spdlog::info("[export] wrote {} ({} tensors, {} classes{}) as {} to {} (keys of {}'s {})", a.arch, tensors.size(),
+               w.student->num_classes(), w.head ? ", with head" : "",
+               format == exporting::WeightsFormat::kSafetensors ? "safetensors" : "torchvision .pth", a.output,
+               a.layout, exporting::layout_model_name(layout, a.arch));
+  if (metadata.count("image_mean"))
+    spdlog::info("[export] trained on {} px RGB images normalised with mean {} std {} (teacher {}){}",
+                 metadata["image_size"], metadata["image_mean"], metadata["image_std"], metadata["teacher"],
+                 sidecar.empty() ? std::string("; recorded in the file's __metadata__") : "; recorded in " + sidecar);
+  else
+    spdlog::info("[export] input normalisation: not recorded (only an lgd checkpoint, or an export of one, knows it)");
   return 0;
 }
 
@@ -109,7 +129,7 @@ void add_export_command(CLI::App& app, Commands& commands) {
                          ->check(CLI::ExistingFile);
   auto* weights = cmd->add_option("--weights", a->weights,
                                   "Source weights: a torch.save .pth (torchvision state dict, "
-                                  "lgd export) or a .safetensors file")
+                                  "lgd export, a SEED / LGD / MoCo checkpoint) or a .safetensors file")
                       ->check(CLI::ExistingFile);
   auto* init = cmd->add_option("--init", a->init,
                                "Initialise instead of loading: 'random' "
@@ -128,6 +148,12 @@ void add_export_command(CLI::App& app, Commands& commands) {
                   "torchvision (.pth for torch.load) or safetensors; default from the output "
                   "extension (.safetensors, else torchvision)")
       ->check(CLI::IsMember({"torchvision", "safetensors"}));
+  cmd->add_option("--layout", a->layout,
+                  "Key names of: torchvision (torchvision.models.<arch>), timm (timm.create_model: "
+                  "resnet18/34/50, mobilenetv2_100, mobilenetv3_large_100, mobilenetv3_small_100, "
+                  "efficientnet_b0)")
+      ->check(CLI::IsMember(exporting::layout_names()))
+      ->capture_default_str();
   cmd->add_option("-o,--output", a->output,
                   "Output file (written to a temporary file, then renamed)")
       ->required();

@@ -5,11 +5,14 @@
 
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <unordered_map>
 
 #include "lgd/core/errors.h"
+#include "lgd/core/file_io.h"
 
 namespace lgd::exporting {
 namespace {
@@ -58,11 +61,17 @@ constexpr StorageType kStorageTypes[] = {
     {"torch.ByteStorage", torch::kUInt8},    {"torch.BoolStorage", torch::kBool},
 };
 
+// Where a pickle's storages come from: (key, element type, element count) -> a 1-D tensor of
+// that many elements. The zip format reads record data/<key>; the legacy format allocates
+// them here and fills them from the bytes after the pickles.
+using StorageSource = std::function<torch::Tensor(const std::string& key, torch::ScalarType type, std::int64_t numel)>;
+
 class Unpickler {
  public:
-  Unpickler(caffe2::serialize::PyTorchStreamReader& archive, const std::vector<char>& pickle,
-            std::string source)
-      : archive_(archive), data_(pickle), source_(std::move(source)) {}
+  // Unpickles data[start...] up to its STOP opcode; position() is then just past it.
+  Unpickler(StorageSource storages, const std::vector<char>& data, std::string source, std::size_t start = 0)
+      : storages_source_(std::move(storages)), data_(data), source_(std::move(source)), pos_(start) {}
+  std::size_t position() const { return pos_; }
 
   PyRef run() {
     while (true) {
@@ -395,22 +404,14 @@ class Unpickler {
     if (!type) fail("unsupported storage type " + type_name);
     const std::int64_t numel = int_item(pid, 4);
     if (numel < 0) fail("storage " + key + " with a negative element count " + std::to_string(numel));
-    const std::string record = "data/" + key;
-    if (!archive_.hasRecord(record)) fail("record " + record + " is missing");
-    // The record's size bounds the allocation: the count is checked against it first.
-    const std::size_t element_size = c10::elementSize(type->type);
-    auto [ptr, size] = archive_.getRecord(record);
-    if (size % element_size != 0 || static_cast<std::uint64_t>(numel) != size / element_size)
-      fail("record " + record + " has " + std::to_string(size) + " bytes, expected " +
-           std::to_string(numel) + " element(s) of " + std::to_string(element_size) + " bytes");
-    auto storage = torch::empty({numel}, torch::TensorOptions().dtype(type->type));
-    if (size) std::memcpy(storage.data_ptr(), ptr.get(), size);
+    if (!storages_source_) fail("a tensor where none is expected");
+    auto storage = storages_source_(key, type->type, numel);
     storages_[key] = storage;
     o->tensor = storage;
     return o;
   }
 
-  caffe2::serialize::PyTorchStreamReader& archive_;
+  StorageSource storages_source_;
   const std::vector<char>& data_;
   std::string source_;
   std::size_t pos_ = 0;
@@ -540,43 +541,26 @@ std::vector<char> torch_save_bytes(const models::NamedTensors& tensors) {
   return archive;
 }
 
-models::NamedTensors read_torch_state_dict(const std::string& path) {
-  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> archive;
-  try {
-    archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
-  } catch (const c10::Error& e) {
-    throw IoError(path + ": not a torch.save zip archive (" +
-                  std::string(e.what_without_backtrace()).substr(0, 120) + ")");
-  }
-  PyRef root;
-  try {
-    if (archive->hasRecord("byteorder")) {
-      auto [ptr, size] = archive->getRecord("byteorder");
-      if (std::string(static_cast<const char*>(ptr.get()), size) != "little")
-        throw IoError(path + ": big-endian torch.save archives are not supported");
-    }
-    if (!archive->hasRecord("data.pkl"))
-      throw IoError(path + ": torch.save archive without data.pkl");
-    auto [ptr, size] = archive->getRecord("data.pkl");
-    const std::vector<char> pickle(static_cast<const char*>(ptr.get()),
-                                   static_cast<const char*>(ptr.get()) + size);
-    root = Unpickler(*archive, pickle, path).run();
+namespace {
 
-    if (!is_tensor_dict(root) && root->kind == PyObject::Kind::kDict) {
-      for (const char* key : {"state_dict", "model", "student"}) {
-        for (const auto& [k, v] : root->entries)
-          if (k->kind == PyObject::Kind::kString && k->text == key && is_tensor_dict(v)) root = v;
-        if (is_tensor_dict(root)) break;
-      }
+[[noreturn]] void bad(const std::string& path, const std::string& what) {
+  throw IoError(path + ": cannot read torch.save data: " + what);
+}
+
+// The state dict inside what a torch.save file holds: a dict of tensors, or a checkpoint
+// holding one under "state_dict", "model" or "student"; a "module." on every key removed.
+models::NamedTensors state_dict_of(PyRef root, const std::string& path) {
+  if (!is_tensor_dict(root) && root->kind == PyObject::Kind::kDict) {
+    for (const char* key : {"state_dict", "model", "student"}) {
+      for (const auto& [k, v] : root->entries)
+        if (k->kind == PyObject::Kind::kString && k->text == key && is_tensor_dict(v)) root = v;
+      if (is_tensor_dict(root)) break;
     }
-    if (!is_tensor_dict(root))
-      throw IoError(path +
-                    ": expected a state dict (a dict of name -> tensor, or a checkpoint "
-                    "with one under 'state_dict', 'model' or 'student')");
-  } catch (const c10::Error& e) {  // the archive's own checks (CRC, record offsets)
-    throw IoError(path + ": corrupt torch.save archive (" +
-                  std::string(e.what_without_backtrace()).substr(0, 160) + ")");
   }
+  if (!is_tensor_dict(root))
+    throw IoError(path +
+                  ": expected a state dict (a dict of name -> tensor, or a checkpoint "
+                  "with one under 'state_dict', 'model' or 'student')");
   models::NamedTensors out;
   bool all_module = true;
   for (const auto& [k, v] : root->entries) {
@@ -586,6 +570,113 @@ models::NamedTensors read_torch_state_dict(const std::string& path) {
   if (all_module)
     for (auto& entry : out) entry.first = entry.first.substr(7);
   return out;
+}
+
+PyRef read_zip(const std::string& path) {
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> archive;
+  try {
+    archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
+  } catch (const c10::Error& e) {
+    throw IoError(path + ": not a torch.save zip archive (" +
+                  std::string(e.what_without_backtrace()).substr(0, 120) + ")");
+  }
+  try {
+    if (archive->hasRecord("byteorder")) {
+      auto [ptr, size] = archive->getRecord("byteorder");
+      if (std::string(static_cast<const char*>(ptr.get()), size) != "little")
+        throw IoError(path + ": big-endian torch.save archives are not supported");
+    }
+    if (!archive->hasRecord("data.pkl")) throw IoError(path + ": torch.save archive without data.pkl");
+    auto [ptr, size] = archive->getRecord("data.pkl");
+    const std::vector<char> pickle(static_cast<const char*>(ptr.get()), static_cast<const char*>(ptr.get()) + size);
+    auto storages = [&](const std::string& key, torch::ScalarType type, std::int64_t numel) {
+      const std::string record = "data/" + key;
+      if (!archive->hasRecord(record)) bad(path, "record " + record + " is missing");
+      // The record's size bounds the allocation: the count is checked against it first.
+      const std::size_t element_size = c10::elementSize(type);
+      auto [data, bytes] = archive->getRecord(record);
+      if (bytes % element_size != 0 || static_cast<std::uint64_t>(numel) != bytes / element_size)
+        bad(path, "record " + record + " has " + std::to_string(bytes) + " bytes, expected " +
+                      std::to_string(numel) + " element(s) of " + std::to_string(element_size) + " bytes");
+      auto storage = torch::empty({numel}, torch::TensorOptions().dtype(type));
+      if (bytes) std::memcpy(storage.data_ptr(), data.get(), bytes);
+      return storage;
+    };
+    return Unpickler(storages, pickle, path).run();
+  } catch (const c10::Error& e) {  // the archive's own checks (CRC, record offsets)
+    throw IoError(path + ": corrupt torch.save archive (" + std::string(e.what_without_backtrace()).substr(0, 160) +
+                  ")");
+  }
+}
+
+// The legacy format (torch.save(..., _use_new_zipfile_serialization=False), and every
+// torch.save before PyTorch 1.6): pickles of the magic number, the protocol version (1001)
+// and the system's sizes, then the object (storages as persistent ids), then the sorted
+// list of storage keys, then each storage: its element count (8 bytes, little-endian) and
+// its bytes. Storages are allocated as the object is read, each bounded by the bytes left in
+// the file, and filled afterwards.
+constexpr unsigned char kLegacyMagic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                          0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+
+PyRef read_legacy(const std::vector<char>& bytes, const std::string& path) {
+  std::size_t pos = sizeof kLegacyMagic;
+  auto next = [&](const StorageSource& storages) {
+    Unpickler u(storages, bytes, path, pos);
+    PyRef o = u.run();
+    pos = u.position();
+    return o;
+  };
+  const PyRef version = next(nullptr);
+  if (version->kind != PyObject::Kind::kInt || version->integer != 1001)
+    bad(path, "legacy torch.save protocol version is not 1001");
+  const PyRef sys_info = next(nullptr);
+  for (const auto& [k, v] : sys_info->entries)
+    if (k->text == "little_endian" && v->kind == PyObject::Kind::kBool && !v->integer)
+      throw IoError(path + ": big-endian torch.save files are not supported");
+  std::map<std::string, torch::Tensor> storages;
+  const PyRef root = next([&](const std::string& key, torch::ScalarType type, std::int64_t numel) {
+    const std::uint64_t element_size = c10::elementSize(type);
+    if (static_cast<std::uint64_t>(numel) > (bytes.size() - pos) / element_size)
+      bad(path, "storage " + key + " of " + std::to_string(numel) + " element(s) is larger than the file");
+    return storages[key] = torch::empty({numel}, torch::TensorOptions().dtype(type));
+  });
+  const PyRef keys = next(nullptr);
+  if (keys->kind != PyObject::Kind::kList) bad(path, "legacy torch.save file without its list of storage keys");
+  for (const auto& key : keys->items) {
+    const auto it = storages.find(key->text);
+    if (key->kind != PyObject::Kind::kString || it == storages.end())
+      bad(path, "storage key '" + key->text + "' that no tensor uses");
+    if (bytes.size() - pos < 8) bad(path, "truncated before storage " + key->text);
+    std::uint64_t count = 0;
+    for (int i = 7; i >= 0; --i) count = (count << 8) | static_cast<unsigned char>(bytes[pos + i]);
+    pos += 8;
+    torch::Tensor& storage = it->second;
+    const std::uint64_t size = static_cast<std::uint64_t>(storage.numel()) * storage.element_size();
+    if (count != static_cast<std::uint64_t>(storage.numel()) || size > bytes.size() - pos)
+      bad(path, "storage " + key->text + " holds " + std::to_string(count) + " element(s) in " +
+                    std::to_string(bytes.size() - pos) + " byte(s) left, expected " + std::to_string(storage.numel()));
+    if (size) std::memcpy(storage.data_ptr(), bytes.data() + pos, size);
+    pos += size;
+  }
+  return root;
+}
+
+}  // namespace
+
+bool looks_like_legacy_torch_save(const std::vector<char>& bytes) {
+  return bytes.size() >= sizeof kLegacyMagic && std::memcmp(bytes.data(), kLegacyMagic, sizeof kLegacyMagic) == 0;
+}
+
+models::NamedTensors read_torch_state_dict(const std::string& path) {
+  std::vector<char> bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    char head[sizeof kLegacyMagic] = {0};
+    in.read(head, sizeof head);
+    bytes.assign(head, head + in.gcount());
+  }
+  if (looks_like_legacy_torch_save(bytes)) return state_dict_of(read_legacy(read_file(path), path), path);
+  return state_dict_of(read_zip(path), path);
 }
 
 }  // namespace lgd::exporting

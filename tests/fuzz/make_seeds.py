@@ -75,6 +75,9 @@ def main():
     state = {"fc.weight": a, "fc.bias": torch.zeros(3), "bn.num_batches_tracked": torch.tensor(5),
              "view": a[:, 1:3], "half": torch.ones(2, dtype=torch.float16)}
     put("torch_pickle", "state-dict-zip", b"\x01" + saved(state))
+    legacy = io.BytesIO()
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    put("torch_pickle", "state-dict-legacy", b"\x01" + legacy.getvalue())
     put("torch_pickle", "state-dict-pkl", b"\x00" + pickle_of(state))
     put("torch_pickle", "wrapped-pkl", b"\x00" + pickle_of({"epoch": 3, "state_dict": {"module.fc.weight": a}}))
 

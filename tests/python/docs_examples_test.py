@@ -56,6 +56,9 @@ EXAMPLES = {
     "/usr/bin/python3 -c \"import torch, torchvision; m = torchvision.models.mobilenet_v2(); print(m.load_state_dict(torch.load('runs/demo/mobilenet_v2_lgd.pth', weights_only=True), strict=False))\"": {
         "run": {"output": "_IncompatibleKeys(missing_keys=['classifier.1.weight', 'classifier.1.bias'], unexpected_keys=[])"},
         "needs_fmnist": True},
+    ".venv/bin/python scripts/deploy_student.py runs/demo/mobilenet_v2_lgd.pth": {
+        "covered": "export.deploy (deploy_student.py's TorchScript and ONNX against lgd's features; needs onnxruntime, "
+                   "which the pip leg's .venv has)"},
     "build/src/cli/lgd info": {"run": {"output": "mobilenet_v3_small            927008          2542856       576"}},
     "build/src/cli/lgd config check configs/examples/resnet18_minimal.yaml --set optim.lr=0.05": {
         "run": {"output": "configs/examples/resnet18_minimal.yaml: ok (student resnet18, method lgd, run resnet18_minimal)"}},

@@ -196,6 +196,18 @@ train: {{log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, val_every: 2, v
     final, final_meta = read_safetensors(whole / "checkpoints" / "last.ckpt")
     check("--with-head exports the checkpoint's head",
           all(np.array_equal(wh[k], final[k]) for k in final if k.startswith("head.")) and "head.2.weight" in wh)
+    # What the student was trained on travels with it: the teacher's mean / std (the tiny
+    # bundle's 0.5,0.45,0.4 / 0.25), image size and channel order, in __metadata__ of a
+    # .safetensors and in a JSON file beside a .pth.
+    wh_meta = read_safetensors(tmp / "with_head.safetensors")[1]
+    check("a .safetensors export records the training input (mean, std, size, RGB)",
+          wh_meta.get("image_mean") == "0.5,0.45,0.4" and wh_meta.get("image_std") == "0.25,0.25,0.25"
+          and wh_meta.get("image_size") == str(S) and wh_meta.get("channel_order") == "RGB", str(wh_meta))
+    sidecar = json.loads((tmp / "exported.json").read_text()) if (tmp / "exported.json").exists() else {}
+    check("a .pth export has a JSON beside it with the training input",
+          sidecar.get("mean") == [0.5, 0.45, 0.4] and sidecar.get("std") == [0.25, 0.25, 0.25]
+          and sidecar.get("image_size") == S and sidecar.get("channel_order") == "RGB"
+          and sidecar.get("arch") == "resnet18" and sidecar.get("layout") == "torchvision", str(sidecar))
     check("checkpoint metadata", final_meta.get("global_step") == str(steps) and final_meta.get("epoch") == str(EPOCHS)
           and final_meta.get("arch") == "resnet18" and "lgd_version" in final_meta, str({k: final_meta[k] for k in
                                                                                         ("epoch", "global_step")}))

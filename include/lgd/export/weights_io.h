@@ -34,7 +34,13 @@ void write_weights(const std::string& path, const models::NamedTensors& tensors,
 struct StudentWeights {
   std::shared_ptr<models::Student> student;
   torch::nn::Sequential head{nullptr};
+  Metadata metadata;  // the file's (safetensors, an lgd checkpoint)
 };
+
+// The JSON file written beside an exported .pth (which has no room for metadata): x.pth ->
+// x.json. It holds `metadata` with numbers as numbers and mean / std as lists.
+std::string sidecar_path(const std::string& weights_path);
+void write_sidecar(const std::string& path, const Metadata& metadata);
 
 // Builds `arch` and loads `path` into it strictly. num_classes: the classifier to build;
 // nullopt takes it from the file (its classifier's output width, or none). A file with a
