@@ -1,10 +1,12 @@
 // lgd export: student weights as a torchvision .pth or a .safetensors file.
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <optional>
 
 #include "commands.h"
 #include "lgd/core/errors.h"
+#include "lgd/core/file_io.h"
 #include "lgd/core/logging.h"
 #include "lgd/core/version.h"
 #include "lgd/export/layouts.h"
@@ -93,6 +95,13 @@ int run_export(ExportArgs a) {
     sidecar = exporting::sidecar_path(a.output);
     exporting::write_sidecar(sidecar, metadata);
   }
+  if (layout == exporting::Layout::kDetectron2) {
+    const std::string config = std::filesystem::path(a.output).replace_extension(".yaml").string();
+    auto known = [&](const char* key) { return metadata.count(key) ? metadata.at(key) : std::string(); };
+    write_file_atomic(config, exporting::detectron2_config(a.arch, std::filesystem::path(a.output).filename().string(),
+                                                          known("image_mean"), known("image_std")));
+    spdlog::info("[export] detectron2 config beside it: {}", config);
+  }
   spdlog::info("[export] wrote {} ({} tensors, {} classes{}) as {} to {} (keys of {}'s {})", a.arch, tensors.size(),
                w.student->num_classes(), w.head ? ", with head" : "",
                format == exporting::WeightsFormat::kSafetensors ? "safetensors" : "torchvision .pth", a.output,
@@ -151,7 +160,7 @@ void add_export_command(CLI::App& app, Commands& commands) {
   cmd->add_option("--layout", a->layout,
                   "Key names of: torchvision (torchvision.models.<arch>), timm (timm.create_model: "
                   "resnet18/34/50, mobilenetv2_100, mobilenetv3_large_100, mobilenetv3_small_100, "
-                  "efficientnet_b0)")
+                  "efficientnet_b0), detectron2 (the ResNets, with a config snippet as <output>.yaml)")
       ->check(CLI::IsMember(exporting::layout_names()))
       ->capture_default_str();
   cmd->add_option("-o,--output", a->output,

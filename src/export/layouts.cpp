@@ -9,11 +9,18 @@
 // architecture definitions (_gen_mobilenet_v2, _gen_mobilenet_v3, _gen_efficientnet). Within a
 // block the layers are renamed in order, by kind. tests/python/timm_layout_test.py loads each
 // result into timm with strict=True and compares the outputs with torchvision's.
+//
+// torchvision -> detectron2 for the ResNets follows detectron2's own converter
+// (tools/convert-torchvision-to-d2.py): keys outside layer1-4 go under "stem.", layerN is
+// res(N+1), bnK is convK.norm, downsample.0 / .1 are shortcut / shortcut.norm. The classifier
+// (and lgd's head) has no place in detectron2's backbone and is left out; num_batches_tracked
+// too (detectron2's FrozenBatchNorm2d has none).
 #include "lgd/export/layouts.h"
 
 #include <torch/torch.h>
 
 #include <map>
+#include <sstream>
 
 #include "lgd/core/errors.h"
 #include "lgd/models/architectures.h"
@@ -154,26 +161,101 @@ models::NamedTensors to_timm(const std::string& arch, const models::NamedTensors
   return out;
 }
 
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+}
+
+void require_resnet(const std::string& arch, const std::string& layout) {
+  if (models::architecture(arch).family != "resnet")
+    throw UsageError("lgd export: --layout " + layout + " has no model of " + arch +
+                     " (detectron2's backbones: resnet18, resnet34, resnet50; --layout timm or torchvision take every student)");
+}
+
+models::NamedTensors to_detectron2(const std::string& arch, const models::NamedTensors& tensors) {
+  require_resnet(arch, "detectron2");
+  models::NamedTensors out;
+  for (const auto& [key, tensor] : tensors) {
+    if (starts_with(key, "fc.") || starts_with(key, "head.")) continue;
+    std::string k = key;
+    if (k.find("num_batches_tracked") != std::string::npos) continue;
+    if (k.find("layer") == std::string::npos) k = "stem." + k;
+    for (int t = 1; t <= 4; ++t) replace_all(k, "layer" + std::to_string(t), "res" + std::to_string(t + 1));
+    for (int t = 1; t <= 3; ++t) replace_all(k, "bn" + std::to_string(t), "conv" + std::to_string(t) + ".norm");
+    replace_all(k, "downsample.0", "shortcut");
+    replace_all(k, "downsample.1", "shortcut.norm");
+    out.emplace_back(k, tensor);
+  }
+  return out;
+}
+
 }  // namespace
 
-std::vector<std::string> layout_names() { return {"torchvision", "timm"}; }
+std::vector<std::string> layout_names() { return {"torchvision", "timm", "detectron2"}; }
 
 Layout parse_layout(const std::string& name) {
   if (name == "torchvision") return Layout::kTorchvision;
   if (name == "timm") return Layout::kTimm;
-  throw UsageError("unknown layout '" + name + "'; expected one of torchvision, timm");
+  if (name == "detectron2") return Layout::kDetectron2;
+  throw UsageError("unknown layout '" + name + "'; expected one of torchvision, timm, detectron2");
 }
 
 std::string layout_model_name(Layout layout, const std::string& arch) {
-  models::architecture(arch);
+  const auto& info = models::architecture(arch);
   if (layout == Layout::kTorchvision) return arch;
+  if (layout == Layout::kDetectron2) return info.family == "resnet" ? "R-" + arch.substr(6) : arch;
   const auto it = timm_plans().find(arch);
   return it == timm_plans().end() ? arch : it->second.model;
 }
 
 models::NamedTensors to_layout(Layout layout, const std::string& arch, const models::NamedTensors& tensors) {
   if (layout == Layout::kTorchvision) return tensors;
+  if (layout == Layout::kDetectron2) return to_detectron2(arch, tensors);
   return to_timm(arch, tensors);
+}
+
+std::string detectron2_config(const std::string& arch, const std::string& weights_file, const std::string& mean,
+                              const std::string& std) {
+  require_resnet(arch, "detectron2");
+  const std::string depth = arch.substr(6);
+  auto scaled = [](const std::string& csv) {
+    std::stringstream in(csv), out;
+    out.precision(6);
+    std::string item;
+    int n = 0;
+    for (; std::getline(in, item, ','); ++n) {
+      std::size_t used = 0;
+      double v = 0;
+      try {
+        v = std::stod(item, &used);
+      } catch (const std::exception&) {
+      }
+      if (used == 0 || used != item.size()) throw IoError("mean / std '" + csv + "' in the weights' metadata are not numbers");
+      out << (n ? ", " : "") << v * 255.0;
+    }
+    if (n != 3) throw IoError("mean / std '" + csv + "' in the weights' metadata are not 3 numbers");
+    return "[" + out.str() + "]";
+  };
+  std::string y;
+  y += "# detectron2 config for " + weights_file + " (lgd export --layout detectron2): merge into your\n";
+  y += "# config (cfg.merge_from_file) or copy the keys. torchvision's ResNets put the stride in the\n";
+  y += "# 3x3 convolution and take RGB input.\n";
+  y += "MODEL:\n";
+  y += "  WEIGHTS: \"" + weights_file + "\"\n";
+  if (!mean.empty() && !std.empty()) {
+    y += "  PIXEL_MEAN: " + scaled(mean) + "  # the training mean, in 0-255 units\n";
+    y += "  PIXEL_STD: " + scaled(std) + "\n";
+  } else {
+    y += "  # PIXEL_MEAN / PIXEL_STD: not recorded in the weights this came from (export from an lgd checkpoint)\n";
+  }
+  y += "  RESNETS:\n";
+  y += "    DEPTH: " + depth + "\n";
+  y += "    STRIDE_IN_1X1: False\n";
+  y += "    STEM_OUT_CHANNELS: 64\n";
+  y += "    RES2_OUT_CHANNELS: " + std::string(depth == "50" ? "256" : "64") + "\n";
+  y += "INPUT:\n";
+  y += "  FORMAT: \"RGB\"\n";
+  return y;
 }
 
 }  // namespace lgd::exporting
