@@ -74,6 +74,12 @@ int run_export(ExportArgs a) {
   }
 
   const auto layout = exporting::parse_layout(a.layout);
+  if (layout != exporting::Layout::kTorchvision && w.head)
+    throw UsageError("lgd export: --with-head: " + a.layout + "'s models have no place for LGD's projection head; "
+                     "export it with --layout torchvision");
+  if (layout == exporting::Layout::kDetectron2 && format == exporting::WeightsFormat::kSafetensors)
+    throw UsageError("lgd export: --layout detectron2 writes a torch.save .pth (detectron2 reads those and its "
+                     ".pkl files, not safetensors)");
   const auto tensors = exporting::to_layout(layout, a.arch, exporting::export_tensors(*w.student, w.head));
   exporting::Metadata metadata{{"format", "pt"},
                                {"arch", a.arch},
@@ -122,9 +128,11 @@ void add_export_command(CLI::App& app, Commands& commands) {
   auto* cmd = app.add_subcommand(
       "export", "Write student weights as a torchvision .pth or a .safetensors file");
   cmd->footer(
-      "Keys equal torchvision's: torchvision.models.<arch>() loads the file. A model without\n"
-      "classifier loads with strict=False (missing: exactly the classifier keys); one with a\n"
-      "classifier (--num-classes N) loads with strict=True.\n"
+      "Keys are torchvision's (--layout timm / detectron2: those frameworks'): torchvision.models.\n"
+      "<arch>() loads the file. A model without classifier loads with strict=False (missing:\n"
+      "exactly the classifier keys); one with a classifier (--num-classes N) with strict=True.\n"
+      "The training input (mean, std, size) goes into a .safetensors file's metadata, or into a\n"
+      "JSON file beside a .pth (x.pth -> x.json), when the weights record it (an lgd checkpoint).\n"
       "Examples:\n"
       "  lgd export --checkpoint runs/r18/checkpoints/last.ckpt -o r18_lgd.pth\n"
       "  lgd export --arch resnet18 --init random --seed 0 -o resnet18.pth\n"

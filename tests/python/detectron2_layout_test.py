@@ -130,5 +130,10 @@ with tempfile.TemporaryDirectory() as tmp:
     check("a student detectron2 has no backbone of: exit 2, one line naming the ones it has",
           done.returncode == 2 and len(line.splitlines()) == 1 and "resnet18, resnet34, resnet50" in line
           and not (tmp / "m.pth").exists(), line)
+    for args, expect in ((["-o", tmp / "r.safetensors"], "writes a torch.save .pth"),
+                         (["--with-head", "--embed-dim", "8", "-o", tmp / "h.pth"], "no place for LGD's projection head")):
+        done = lgd("export", "--arch", "resnet18", "--init", "random", "--layout", "detectron2", *args)
+        check(f"refused with one line: {expect}", done.returncode == 2 and expect in done.stderr
+              and len(done.stderr.strip().splitlines()) == 1, done.stderr.strip())
     print(f"{len(failures)} failure(s)" if failures else "all checks passed")
 sys.exit(1 if failures else 0)
