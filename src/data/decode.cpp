@@ -197,6 +197,17 @@ CvDecode opencv_decoder() {
   return decode;
 }
 
+// The signatures of the formats lgd reads through OpenCV: BMP, WebP, TIFF and PNM (P1-P6).
+bool other_format_signature(const std::vector<std::uint8_t>& b) {
+  auto at = [&](std::size_t i, const char* text) {
+    const std::size_t n = std::strlen(text);
+    return b.size() >= i + n && std::memcmp(b.data() + i, text, n) == 0;
+  };
+  return at(0, "BM") || (at(0, "RIFF") && at(8, "WEBP")) || (at(0, "II*") && b.size() >= 4 && b[3] == 0) ||
+         (at(0, "MM") && b.size() >= 4 && b[2] == 0 && b[3] == '*') ||
+         (b.size() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6');
+}
+
 struct CvTarget {
   const std::string* name;
   Image image;
@@ -249,6 +260,11 @@ std::unique_ptr<ImageSource> encoded_source(std::vector<std::uint8_t> bytes, std
   if (bytes.size() >= 8 && std::memcmp(bytes.data(), kPng, 8) == 0)
     return std::make_unique<MemorySource>(decode_png(bytes, name));
 #ifdef LGD_WITH_OPENCV
+  // OpenCV gets only the formats lgd reads through it. Debian's OpenCV also hands DICOM,
+  // JPEG 2000, OpenEXR, ... to other libraries, and GDCM (its DICOM reader) aborts the process
+  // on a malformed file (found by fuzz/targets/image.cpp).
+  if (!other_format_signature(bytes))
+    throw BadSample(name + ": not an image lgd reads (JPEG, PNG, BMP, WebP, TIFF, PNM)");
   return std::make_unique<MemorySource>(decode_with_opencv(bytes, name));
 #else
   throw BadSample(name + ": not a JPEG or PNG file (this lgd was built without OpenCV, which reads the "
