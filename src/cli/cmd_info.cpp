@@ -41,7 +41,7 @@ void add_info_command(CLI::App& app, Commands& commands) {
                        "on the CPU use the contiguous layout\n",
                        why.c_str());
          std::printf("Image formats: JPEG, PNG%s\n\n",
-                     data::decodes_other_formats() ? " and OpenCV's others (BMP, WebP, TIFF, ...)"
+                     data::decodes_other_formats() ? ", and through OpenCV BMP, WebP, TIFF, PNM"
                                                    : " (built without OpenCV)");
          std::printf("%-20s %14s %16s %9s\n", "student", "backbone params", "with fc (1000)",
                      "feature F");

@@ -1,6 +1,7 @@
 #pragma once
 // Image decoding: libjpeg-turbo for JPEG (grey, YCbCr and CMYK, with DCT-domain reduction),
-// libpng for PNG, and OpenCV, when lgd was built with it, for BMP, WebP, TIFF and the rest.
+// libpng for PNG, and OpenCV, when lgd was built with it, for BMP, WebP, TIFF and PNM (only
+// those: other signatures are refused before OpenCV sees them).
 // EXIF orientation is ignored, as torchvision's PIL loader does; the result equals PIL's
 // Image.open(path).convert("RGB") (for PNG, unless a gAMA chunk far from sRGB's asks libpng
 // to convert, which PIL ignores).
