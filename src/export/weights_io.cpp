@@ -126,9 +126,9 @@ StudentWeights load_student_weights(const std::string& arch, WeightsFile file, c
   if (auto it = file.metadata.find("arch"); it != file.metadata.end() && it->second != arch)
     throw IoError(path + ": holds weights of " + it->second + ", expected " + arch);
 
-  const models::NamedTensors as_read = file.tensors;
+  const std::string file_keys = sample_keys(file.tensors);
   const std::string guessed = take_student(file.tensors, models::architecture(arch).classifier_prefix);
-  const std::string hint = " (the file's keys: " + sample_keys(as_read) +
+  const std::string hint = " (the file's keys: " + file_keys +
                            (guessed.empty() ? "; no student prefix found"
                                             : "; the student taken from under '" + guessed + "'") + ")";
 
