@@ -75,9 +75,11 @@ fi
 # the same machine (a clean clone, a new venv) installs from there without the network.
 # (pip's own HTTP cache is not enough: an index that answers "no-store" leaves it empty.)
 requirements=scripts/requirements-pip.txt
+# Installed without their declared dependencies (the file says why): its own list is complete.
+no_deps=scripts/requirements-openmmlab.txt
 wheels=${LGD_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lgd/wheels}
 stamp=$LGD_VENV/.lgd-requirements
-if [ -x "$LGD_VENV_PYTHON" ] && cmp -s "$requirements" "$stamp"; then
+if [ -x "$LGD_VENV_PYTHON" ] && cat "$requirements" "$no_deps" | cmp -s - "$stamp"; then
   exit 0
 fi
 if [ ! -x "$LGD_VENV_PYTHON" ]; then
@@ -94,5 +96,10 @@ else
   echo "setup.sh: installing them into $LGD_VENV"
   "${pip[@]}" install --no-index --find-links "$wheels" -r "$requirements"
 fi
-cp "$requirements" "$stamp"
+if ! "${pip[@]}" install --no-deps --no-index --find-links "$wheels" -r "$no_deps" 2>/dev/null; then
+  echo "setup.sh: downloading $no_deps into $wheels"
+  "${pip[@]}" download --no-deps -d "$wheels" -r "$no_deps"
+  "${pip[@]}" install --no-deps --no-index --find-links "$wheels" -r "$no_deps"
+fi
+cat "$requirements" "$no_deps" > "$stamp"
 "$LGD_VENV_PYTHON" -c 'import torch; print(f"setup.sh: PyTorch {torch.__version__} (CUDA {torch.version.cuda}) in '"$LGD_VENV"'")'

@@ -77,9 +77,11 @@ int run_export(ExportArgs a) {
   if (layout != exporting::Layout::kTorchvision && w.head)
     throw UsageError("lgd export: --with-head: " + a.layout + "'s models have no place for LGD's projection head; "
                      "export it with --layout torchvision");
-  if (layout == exporting::Layout::kDetectron2 && format == exporting::WeightsFormat::kSafetensors)
-    throw UsageError("lgd export: --layout detectron2 writes a torch.save .pth (detectron2 reads those and its "
-                     ".pkl files, not safetensors)");
+  const bool openmmlab = layout == exporting::Layout::kMmdet || layout == exporting::Layout::kMmseg;
+  if ((layout == exporting::Layout::kDetectron2 || openmmlab) && format == exporting::WeightsFormat::kSafetensors)
+    throw UsageError("lgd export: --layout " + a.layout + " writes a torch.save .pth (" +
+                     (openmmlab ? "mmengine's load_checkpoint reads those" : "detectron2 reads those and its .pkl files") +
+                     ", not safetensors)");
   const auto tensors = exporting::to_layout(layout, a.arch, exporting::export_tensors(*w.student, w.head));
   exporting::Metadata metadata{{"format", "pt"},
                                {"arch", a.arch},
@@ -108,6 +110,13 @@ int run_export(ExportArgs a) {
                                                           known("image_mean"), known("image_std")));
     spdlog::info("[export] detectron2 config beside it: {}", config);
   }
+  if (openmmlab) {
+    const std::string config = std::filesystem::path(a.output).replace_extension(".py").string();
+    auto known = [&](const char* key) { return metadata.count(key) ? metadata.at(key) : std::string(); };
+    write_file_atomic(config, exporting::openmmlab_config(layout, a.arch, std::filesystem::path(a.output).filename().string(),
+                                                         known("image_mean"), known("image_std")));
+    spdlog::info("[export] {} config beside it: {}", a.layout, config);
+  }
   spdlog::info("[export] wrote {} ({} tensors, {} classes{}) as {} to {} (keys of {}'s {})", a.arch, tensors.size(),
                w.student->num_classes(), w.head ? ", with head" : "",
                format == exporting::WeightsFormat::kSafetensors ? "safetensors" : "torchvision .pth", a.output,
@@ -128,7 +137,7 @@ void add_export_command(CLI::App& app, Commands& commands) {
   auto* cmd = app.add_subcommand(
       "export", "Write student weights as a torchvision .pth or a .safetensors file");
   cmd->footer(
-      "Keys are torchvision's (--layout timm / detectron2: those frameworks'): torchvision.models.\n"
+      "Keys are torchvision's (--layout timm / detectron2 / mmdet / mmseg: those frameworks'): torchvision.models.\n"
       "<arch>() loads the file. A model without classifier loads with strict=False (missing:\n"
       "exactly the classifier keys); one with a classifier (--num-classes N) with strict=True.\n"
       "The training input (mean, std, size) goes into a .safetensors file's metadata, or into a\n"
@@ -146,7 +155,8 @@ void add_export_command(CLI::App& app, Commands& commands) {
                          ->check(CLI::ExistingFile);
   auto* weights = cmd->add_option("--weights", a->weights,
                                   "Source weights: a torch.save .pth (torchvision state dict, "
-                                  "lgd export, a SEED / LGD / MoCo checkpoint) or a .safetensors file")
+                                  "lgd export in any --layout, timm's own, a SEED / LGD / MoCo checkpoint) or a "
+                                  ".safetensors file")
                       ->check(CLI::ExistingFile);
   auto* init = cmd->add_option("--init", a->init,
                                "Initialise instead of loading: 'random' "
@@ -168,7 +178,9 @@ void add_export_command(CLI::App& app, Commands& commands) {
   cmd->add_option("--layout", a->layout,
                   "Key names of: torchvision (torchvision.models.<arch>), timm (timm.create_model: "
                   "resnet18/34/50, mobilenetv2_100, mobilenetv3_large_100, mobilenetv3_small_100, "
-                  "efficientnet_b0), detectron2 (the ResNets, with a config snippet as <output>.yaml)")
+                  "efficientnet_b0), detectron2 (the ResNets, with a config snippet as <output>.yaml), mmdet "
+                  "(ResNets, MobileNetV2, EfficientNet-B0) or mmseg (ResNets, MobileNetV2, MobileNetV3), with "
+                  "an mmengine config snippet as <output>.py")
       ->check(CLI::IsMember(exporting::layout_names()))
       ->capture_default_str();
   cmd->add_option("-o,--output", a->output,

@@ -9,6 +9,7 @@
 
 #include "lgd/core/errors.h"
 #include "lgd/core/file_io.h"
+#include "lgd/export/layouts.h"
 #include "lgd/export/torch_pickle.h"
 #include "lgd/models/architectures.h"
 
@@ -128,9 +129,13 @@ StudentWeights load_student_weights(const std::string& arch, WeightsFile file, c
 
   const std::string file_keys = sample_keys(file.tensors);
   const std::string guessed = take_student(file.tensors, models::architecture(arch).classifier_prefix);
+  // Keys in timm's, mmdet's, mmseg's or detectron2's layout are renamed back to torchvision's.
+  Layout layout = Layout::kTorchvision;
+  const bool renamed = from_any_layout(arch, file.tensors, layout) && layout != Layout::kTorchvision;
   const std::string hint = " (the file's keys: " + file_keys +
                            (guessed.empty() ? "; no student prefix found"
-                                            : "; the student taken from under '" + guessed + "'") + ")";
+                                            : "; the student taken from under '" + guessed + "'") +
+                           (renamed ? "; read as " + layout_name(layout) + "'s layout" : "") + ")";
 
   // Split the head (keys "head.*") from the student's keys.
   models::NamedTensors student_keys, head_keys;

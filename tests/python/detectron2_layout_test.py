@@ -10,7 +10,7 @@ wheel on PyPI to load the file with:
 Keys and shapes must equal that list, values the torchvision export's under detectron2's
 converter's renaming (layerN -> res(N+1), bnK -> convK.norm, downsample -> shortcut), and the
 config written beside must say what detectron2 needs for torchvision weights (depth, stride in
-the 3x3, RGB, the training mean / std in 0-255 units).
+the 3x3, RGB, the training mean / std in 0-255 units). lgd reads the export back (--weights).
 
 usage: detectron2_layout_test.py LGD
 """
@@ -109,6 +109,16 @@ with tempfile.TemporaryDirectory() as tmp:
         reference = {converter(k): v for k, v in torch.load(tv, weights_only=True).items()}
         check(f"{arch}: values are the torchvision export's under detectron2's converter",
               all(torch.equal(got[k], reference[k]) for k in got))
+        # Read back by lgd (the layout recognised from the keys): the torchvision export without
+        # its classifier, num_batches_tracked restarting at 0 (detectron2 keeps none).
+        back = tmp / f"{arch}_back.pth"
+        done = lgd("export", "--arch", arch, "--weights", d2, "-o", back)
+        tv_sd = torch.load(tv, weights_only=True)
+        back_sd = torch.load(back, weights_only=True) if done.returncode == 0 else {}
+        check(f"{arch}: lgd reads the detectron2 export back as torchvision's weights",
+              set(back_sd) == {k for k in tv_sd if not k.startswith("fc.")}
+              and all(torch.equal(v, tv_sd[k]) for k, v in back_sd.items() if "num_batches_tracked" not in k),
+              done.stderr.strip())
         config = (tmp / f"{arch}_d2.yaml").read_text() if (tmp / f"{arch}_d2.yaml").exists() else ""
         lines = {l.strip() for l in config.splitlines()}
         check(f"{arch}: config beside it: depth, stride in the 3x3, RGB, widths, weights file",

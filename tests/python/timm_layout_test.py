@@ -5,7 +5,9 @@ timm's own checkpoint loader reads the .safetensors export, and the timm model c
 torchvision's model computes from lgd's torchvision export of the same weights (random
 init, seed 0, eval mode): logits within 1e-4 relative. MobileNetV3 is created with
 bn_eps=1e-3, torchvision's BatchNorm epsilon (timm's default is 1e-5). The export also carries
-the metadata it promises (layout, timm model name). Skipped where timm is not installed (the
+the metadata it promises (layout, timm model name). And the other way: timm's own weights of
+each model, saved as safetensors, read by lgd (--weights, the layout recognised from the keys)
+give torchvision the logits timm computes. Skipped where timm is not installed (the
 Debian leg), required in the pip leg (LGD_REQUIRE_PYTHON_REFERENCES=1).
 
 The README's compatibility table must list exactly these calls.
@@ -26,8 +28,9 @@ from references import optional  # noqa: E402
 from safetensors_io import read_safetensors  # noqa: E402
 
 timm = optional("timm")
-if timm is None:
-    print("skipped: timm is not installed")
+st_torch = optional("safetensors.torch")
+if timm is None or st_torch is None:
+    print("skipped: timm or safetensors is not installed")
     sys.exit(77)
 
 LGD, SOURCE = sys.argv[1], Path(sys.argv[2])
@@ -90,6 +93,19 @@ with tempfile.TemporaryDirectory() as tmp:
         with torch.no_grad():
             err = relative_error(model(x), reference(x))
         check(f"{arch}: timm's logits equal torchvision's ({err:.1e} relative)", err < 1e-4, f"{err:.3e}")
+
+        # timm's own weights (its initialisation, saved as its hub files are: safetensors) read by
+        # lgd, the layout recognised from the keys: torchvision then computes timm's logits.
+        own, back = tmp / f"{arch}_timm_own.safetensors", tmp / f"{arch}_from_timm.pth"
+        timm_own = timm.create_model(name, pretrained=False, num_classes=10, **kwargs).eval()
+        st_torch.save_file(timm_own.state_dict(), str(own))
+        log = lgd("export", "--arch", arch, "--weights", own, "-o", back)
+        tv_back = getattr(torchvision.models, arch)(num_classes=10).eval()
+        tv_back.load_state_dict(torch.load(back, weights_only=True), strict=True)
+        with torch.no_grad():
+            err = relative_error(tv_back(x), timm_own(x))
+        check(f"{arch}: timm's own weights read by lgd give timm's logits in torchvision ({err:.1e} relative)",
+              err < 1e-4, f"{err:.3e}")
 
         # safetensors through timm's own loader, with the metadata lgd writes.
         lgd("export", "--arch", arch, "--init", "random", "--seed", 0, "--num-classes", 10, "--layout", "timm",
