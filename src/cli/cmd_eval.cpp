@@ -9,7 +9,7 @@ namespace lgd::cli {
 void add_eval_command(CLI::App& app, Commands& commands) {
   auto o = std::make_shared<eval::EvalOptions>();
   auto init = std::make_shared<std::string>();
-  auto* cmd = app.add_subcommand("eval", "Measure a student: linear probe, zero-shot, kNN");
+  auto* cmd = app.add_subcommand("eval", "Measure a student: linear probe, zero-shot, kNN, fine-tuning");
   cmd->footer(
       "Protocols (--protocol, comma-separated or repeated; run in the order given):\n"
       "  linear       MoCo's linear probe: frozen backbone in eval mode, Linear(F, C) initialised\n"
@@ -19,6 +19,11 @@ void add_eval_command(CLI::App& app, Commands& commands) {
       "               <out>/cache), weight decay chosen on a held-out 10% of the training set\n"
       "  zero-shot    argmax of 100 * norm(head(f)) . TSB (needs the projection head)\n"
       "  knn          weighted kNN on L2-normalised features (DINO: k 20, temperature 0.07)\n"
+      "  finetune     the whole student and a new Linear(F, C) fine-tuned end to end on the\n"
+      "               (--subset) labels: SGD Nesterov momentum 0.9, lr --finetune-lr (backbone)\n"
+      "               and --finetune-head-lr (classifier) x batch/256, cosine to 0 per step,\n"
+      "               BatchNorm training, RandomResizedCrop + flip; resumable: the same command\n"
+      "               continues from <out>/finetune/state.safetensors\n"
       "Writes <out>/results.json, <out>/<protocol>_per_class.csv and _confusion.csv, and prints\n"
       "a Markdown table. With a checkpoint, the dataset, image size and normalisation default to\n"
       "the run's. An unreadable image (or one above 89,478,485 pixels, Pillow's decompression-\n"
@@ -36,7 +41,7 @@ void add_eval_command(CLI::App& app, Commands& commands) {
   cmd->add_option("--arch", o->arch, "Student architecture (default: from the file)");
   cmd->add_option("--seed", o->seed, "Seed of the random init, classifier init, label subset, hold-out split and augmentation")
       ->capture_default_str();
-  cmd->add_option("--protocol", o->protocols, "linear, linear-fast, zero-shot, knn")->delimiter(',')->required();
+  cmd->add_option("--protocol", o->protocols, "linear, linear-fast, zero-shot, knn, finetune")->delimiter(',')->required();
 
   cmd->add_option("--format", o->format, "Dataset format: image_folder | file_list | idx | cifar (default: the run's, else image_folder)");
   cmd->add_option("--data", o->data, "Training set the probes and kNN learn from (default: the run's data.root)");
@@ -77,6 +82,17 @@ void add_eval_command(CLI::App& app, Commands& commands) {
       ->capture_default_str();
   cmd->add_option("--fast-max-iter", o->fast_max_iter, "linear-fast: L-BFGS iterations per fit")->capture_default_str()
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000}));
+  cmd->add_option("--finetune-epochs", o->finetune_epochs, "finetune: epochs")->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{100000}));
+  cmd->add_option("--finetune-lr", o->finetune_lr, "finetune: backbone lr, scaled by batch/256")->capture_default_str()
+      ->check(finite_positive());
+  cmd->add_option("--finetune-head-lr", o->finetune_head_lr, "finetune: classifier lr, scaled by batch/256")
+      ->capture_default_str()
+      ->check(finite_positive());
+  cmd->add_option("--finetune-batch", o->finetune_batch, "finetune: batch size")->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, kMaxBatch));
+  cmd->add_option("--finetune-weight-decay", o->finetune_weight_decay, "finetune: weight decay")->capture_default_str()
+      ->check(finite_non_negative());
   cmd->add_option("--knn-k", o->knn_k, "knn: neighbours")->capture_default_str()
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{100000}));
   cmd->add_option("--knn-temperature", o->knn_temperature, "knn: temperature of the vote weights")->capture_default_str()
@@ -87,7 +103,8 @@ void add_eval_command(CLI::App& app, Commands& commands) {
   cmd->add_option("--out", o->out, "Output folder")->capture_default_str();
   cmd->add_flag("!--no-cache", o->cache, "Neither read nor write cached features");
   cmd->add_option("--export-classifier", o->export_classifier,
-                  "After a linear probe: backbone + classifier as a torchvision classifier (.pth, or .safetensors)");
+                  "After a linear probe or fine-tuning: backbone + classifier as a torchvision classifier (.pth, "
+                  "or .safetensors)");
   commands.push_back({cmd, [o, init] {
                         o->random_init = *init == "random";
                         const auto report = eval::evaluate(*o);

@@ -30,15 +30,17 @@ import torch.nn.functional as F
 import torchvision
 
 sys.path.insert(0, str(Path(__file__).parent))
+from colour_folder import CLASSES, eval_view, write_images  # noqa: E402
 from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
 
-from PIL import Image  # noqa: E402
+
+def torchvision_features(model, colours):
+    with torch.no_grad():
+        return model(eval_view(colours, S))
+
 
 LGD = sys.argv[1]
-CLASSES = ["a_red", "b_green", "c_blue", "d_yellow"]
-BASE = [(210, 40, 40), (40, 200, 60), (50, 60, 210), (215, 205, 40)]
 TRAIN_PER_CLASS, VAL_PER_CLASS, S, D = 16, 8, 32, 16
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 failures = []
 
 
@@ -53,28 +55,6 @@ def run(*args, check_rc=True):
     if check_rc and done.returncode != 0:
         sys.exit(f"FAILED: {' '.join(map(str, args))}\n{done.stdout}{done.stderr}")
     return done
-
-
-def write_images(root, per_class, seed):
-    rng = np.random.default_rng(seed)
-    colours, labels = [], []
-    for c, name in enumerate(CLASSES):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            colour = np.clip(np.array(BASE[c]) + rng.integers(-30, 31, 3), 0, 255).astype(np.uint8)
-            Image.fromarray(np.tile(colour, (40, 44, 1))).save(root / name / f"{i:03d}.png")
-            colours.append(colour)
-            labels.append(c)
-    return np.stack(colours), np.array(labels)
-
-
-def torchvision_features(model, colours):
-    # A solid image stays solid under resize + center crop: the eval view is the colour.
-    x = torch.tensor(colours, dtype=torch.float32) / 255.0
-    x = (x - torch.tensor(MEAN)) / torch.tensor(STD)
-    x = x[:, :, None, None].expand(-1, -1, S, S).contiguous()
-    with torch.no_grad():
-        return model(x)
 
 
 def confusion_csv(path):
@@ -212,7 +192,7 @@ with tempfile.TemporaryDirectory() as tmp:
     check("backbone (BatchNorm running statistics included) unchanged by the faithful probe", same)
     classifier.eval()
     with torch.no_grad():
-        x = torchvision_features(torch.nn.Sequential(), val_colours)  # the normalised input
+        x = eval_view(val_colours, S)
         acc = 100.0 * (classifier(x).argmax(1) == torch.tensor(val_labels)).float().mean().item()
     check("exported classifier scores lgd's linear top-1", abs(acc - by["linear"]["top1"]) < 1e-6,
           f"{acc} vs {by['linear']['top1']}")

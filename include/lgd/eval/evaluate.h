@@ -8,12 +8,17 @@
 //                plus optional augmented passes) and cached on disk
 //   zero-shot    argmax of 100 * norm(head(f)) . TSB
 //   knn          DINO's weighted kNN on L2-normalised features
+//   finetune     the whole student and a new linear classifier fine-tuned end to end on the
+//                (--subset) labelled training set (protocol_finetune.cpp states the recipe),
+//                resumable from <out>/finetune/state.safetensors
 // The features of a (student, dataset, view) are extracted once per run and cached under
 // the output folder, so protocols share them and a second run reuses them.
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace lgd::eval {
 
@@ -54,6 +59,13 @@ struct EvalOptions {
   std::vector<double> fast_weight_decays{1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0};
   std::int64_t fast_max_iter = 300;
 
+  // finetune
+  std::int64_t finetune_epochs = 30;
+  double finetune_lr = 0.01;       // backbone, scaled by finetune_batch / 256
+  double finetune_head_lr = 0.1;   // classifier, scaled likewise
+  std::int64_t finetune_batch = 256;
+  double finetune_weight_decay = 0;
+
   // knn
   std::int64_t knn_k = 20;
   double knn_temperature = 0.07;
@@ -66,7 +78,7 @@ struct EvalOptions {
 
   std::string out = "lgd-eval";  // results.json, CSVs, cache/
   bool cache = true;
-  std::string export_classifier;  // torchvision classifier after a linear probe
+  std::string export_classifier;  // torchvision classifier after a linear probe or fine-tuning
 };
 
 struct ProtocolResult {
@@ -74,7 +86,7 @@ struct ProtocolResult {
   double top1 = 0, top5 = 0;
   double seconds = 0;  // wall time, including feature extraction it triggered
   std::string features;  // how its features were obtained: extracted | cached | reused | per epoch
-  std::map<std::string, std::string> details;  // JSON values (numbers, arrays), by key
+  nlohmann::ordered_json details = nlohmann::ordered_json::object();  // protocol-specific, into results.json
 };
 
 struct EvalReport {
