@@ -6,7 +6,9 @@
 # trains with run.seed=s and evaluates with --seed s (the labelled 10% subset, the
 # hold-out split, the random init). Writes docs/RESULTS.md (mean and spread per protocol,
 # every seed's numbers) and docs/results/fmnist_val_zero_shot.png (validation zero-shot
-# accuracy over training), and prints the table.
+# accuracy over training), and prints the table. Each student (and the random init) is also
+# fine-tuned end to end on the same labelled subset (lgd eval --protocol finetune, the recipe in
+# $finetune_args), a separate evaluation folder per student and seed.
 #
 #   scripts/compare.sh                  3 seeds (about an hour on 2 cores; builds lgd first)
 #   LGD_COMPARE_SEEDS="0 1 2 3 4"       other seeds
@@ -30,14 +32,16 @@ case "$mode" in
     teacher=teachers/demo_fmnist
     teacher_args=(--epochs 2)
     train_args=(--set train.val_every_steps=39)
-    eval_args=(--subset 10) ;;
+    eval_args=(--subset 10)
+    finetune_args=(--finetune-epochs 5 --finetune-batch 256 --finetune-lr 0.05 --finetune-head-lr 0.5) ;;
   tiny)
     seeds=${LGD_COMPARE_SEEDS:-0 1}
     teacher=$out/teacher
     teacher_args=(--epochs 1 --limit 1024)
     train_args=(--set train.max_steps=4 --set data.batch_size=32 --set train.val_every=0
                 --set train.val_every_steps=2 --set train.val_limit=1000 --set train.log_every=1)
-    eval_args=(--subset 1) ;;
+    eval_args=(--subset 1)
+    finetune_args=(--finetune-epochs 1 --finetune-batch 64 --finetune-lr 0.05 --finetune-head-lr 0.5) ;;
   *) echo "compare.sh: LGD_COMPARE=$mode (expected full or tiny)" >&2; exit 2 ;;
 esac
 
@@ -76,6 +80,11 @@ for s in $seeds; do
       "$LGD" eval --checkpoint "$run/checkpoints/last.ckpt" --protocol linear-fast,knn,zero-shot \
         --seed "$s" --threads "$threads" "${eval_args[@]}" --out "$out/eval_${m}_s$s"
     fi
+    if [ ! -f "$out/finetune_${m}_s$s/results.json" ]; then
+      step "$m, seed $s: lgd eval (finetune ${finetune_args[*]})"
+      "$LGD" eval --checkpoint "$run/checkpoints/last.ckpt" --protocol finetune \
+        --seed "$s" --threads "$threads" "${eval_args[@]}" "${finetune_args[@]}" --out "$out/finetune_${m}_s$s"
+    fi
   done
   if [ ! -f "$out/eval_random_s$s/results.json" ]; then
     step "random-init, seed $s: lgd eval (linear-fast, kNN)"
@@ -83,10 +92,16 @@ for s in $seeds; do
       --data "$FMNIST" --image-size 32 --protocol linear-fast,knn \
       --threads "$threads" "${eval_args[@]}" --out "$out/eval_random_s$s"
   fi
+  if [ ! -f "$out/finetune_random_s$s/results.json" ]; then
+    step "random-init, seed $s: lgd eval (finetune ${finetune_args[*]})"
+    "$LGD" eval --init random --arch mobilenet_v2 --seed "$s" --format idx \
+      --data "$FMNIST" --image-size 32 --protocol finetune \
+      --threads "$threads" "${eval_args[@]}" "${finetune_args[@]}" --out "$out/finetune_random_s$s"
+  fi
 done
 
 step "report: $docs/RESULTS.md"
 # shellcheck disable=SC2086
 "$PYTHON" scripts/compare_report.py --runs "$out" --teacher "$teacher" --docs "$docs" \
-  --seeds $seeds --command "${LGD_COMPARE_COMMAND:-scripts/compare.sh}"
+  --seeds $seeds --command "${LGD_COMPARE_COMMAND:-scripts/compare.sh}" --finetune "${finetune_args[*]}"
 printf '\nDone in %d:%02d.\n' $(((SECONDS - t0) / 60)) $(((SECONDS - t0) % 60))

@@ -22,7 +22,7 @@ METHODS = [  # (key, name in the tables, what it is)
     ("lgd_tex", "LGD TEX-only", "method.alpha=0 (L_TEX over the Textual Semantics Bank)"),
     ("lgd", "LGD", "method.alpha=0.5 (the method)"),
 ]
-PROTOCOLS = [("linear-fast", "linear-fast"), ("knn", "kNN"), ("zero-shot", "zero-shot")]
+PROTOCOLS = [("linear-fast", "linear-fast"), ("knn", "kNN"), ("zero-shot", "zero-shot"), ("finetune", "finetune")]
 
 
 def fail(msg):
@@ -77,6 +77,7 @@ def main():
     ap.add_argument("--docs", required=True)
     ap.add_argument("--seeds", nargs="+", type=int, required=True)
     ap.add_argument("--command", default="scripts/compare.sh")
+    ap.add_argument("--finetune", default="", help="the finetune options compare.sh gave lgd eval")
     a = ap.parse_args()
     runs, seeds = Path(a.runs), a.seeds
 
@@ -90,7 +91,11 @@ def main():
             # "10%/seed 0/6000 samples": the percentage and the sample count are the same for every seed
             parts = res["dataset"]["subset"].split("/")
             subset = f"{parts[0]} ({parts[-1]})" if len(parts) == 3 else res["dataset"]["subset"]
-            for r in res["results"]:
+            finetuned = load_json(runs / f"finetune_{k}_s{s}" / "results.json")
+            if finetuned["dataset"]["subset"] != res["dataset"]["subset"]:
+                fail(f"finetune_{k}_s{s} learnt from {finetuned['dataset']['subset']}, eval_{k}_s{s} from "
+                     f"{res['dataset']['subset']}")
+            for r in res["results"] + finetuned["results"]:
                 if r["protocol"] in top1[k]:
                     top1[k][r["protocol"]].append(r["top1"])
             if k != "random":
@@ -118,7 +123,8 @@ def main():
     names = {k: n for k, n, _ in METHODS}
     findings = []
     for (x, y, p) in [("lgd", "seed", "linear-fast"), ("lgd", "random", "linear-fast"),
-                      ("lgd", "seed", "zero-shot"), ("lgd", "seed", "knn"), ("lgd", "random", "knn")]:
+                      ("lgd", "seed", "zero-shot"), ("lgd", "seed", "knn"), ("lgd", "random", "knn"),
+                      ("lgd", "seed", "finetune"), ("lgd", "random", "finetune")]:
         v = versus(x, y, p)
         if v is None:
             continue
@@ -134,7 +140,7 @@ def main():
         cells = [spread(top1[k][p]) if top1[k][p] else "(no head)" for p, _ in PROTOCOLS]
         table.append(f"| {n} | " + " | ".join(cells) + " |")
     table.append(f"| demo teacher (its script's measurement) | {teacher['linear_probe_top1']:.2f} (linear probe, "
-                 f"all labels) | | {teacher['zero_shot_top1']:.2f} |")
+                 f"all labels) | | {teacher['zero_shot_top1']:.2f} | |")
 
     per_seed = ["| method | seed | " + " | ".join(n for _, n in PROTOCOLS) + " | training |",
                 "| --- | ---: | " + " | ".join("---:" for _ in PROTOCOLS) + " | ---: |"]
@@ -206,6 +212,10 @@ def main():
         f"- Evaluation: `lgd eval --protocol linear-fast,knn,zero-shot --subset 10` on the 10,000 test "
         f"images; linear-fast and kNN learn from {subset} of the 60,000 training labels; zero-shot "
         "needs the projection head, which the random init has not got.",
+        f"- Fine-tuning: `lgd eval --protocol finetune --subset 10 {a.finetune}`: the whole student and a "
+        "new linear classifier trained end to end on the same labels (SGD with Nesterov momentum 0.9, "
+        "the two learning rates x batch/256, cosine to 0 per step, BatchNorm in training mode, "
+        "RandomResizedCrop + flip), scored on the 10,000 test images.",
         "",
         "## Top-1 accuracy (%)",
         "",

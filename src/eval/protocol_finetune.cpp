@@ -65,14 +65,143 @@ std::vector<double> parse_list(const std::string& text) {
   return out;
 }
 
-// What one fine-tuning run is: the run-specific state it can resume from.
+// One fine-tuning run: the network, its classifier and optimisers, what it has done so far,
+// and where its state lives.
 struct FinetuneRun {
   std::shared_ptr<models::Student> net;
   torch::Tensor weight, bias;
   std::unique_ptr<engine::Sgd> backbone_sgd, head_sgd;
   std::int64_t epochs_done = 0;
   std::vector<double> losses;
+  std::string key;  // what the state belongs to
+  fs::path state_file;
+
+  // The state after `epochs_done` epochs, written to a temporary file and renamed.
+  void save() const {
+    models::NamedTensors state = prefixed(models::state_dict(*net), "student.");
+    for (auto& e : prefixed({{"weight", weight}, {"bias", bias}}, "classifier.")) state.push_back(e);
+    for (auto& e : prefixed(backbone_sgd->state(), "momentum.student.")) state.push_back(e);
+    for (auto& e : prefixed(head_sgd->state(), "momentum.classifier.")) state.push_back(e);
+    std::string text;
+    for (double l : losses) text += (text.empty() ? "" : ",") + fmt::format("{}", l);
+    fs::create_directories(state_file.parent_path());
+    write_file_atomic(state_file.string(),
+                      exporting::safetensors_bytes(state, {{"key", key},
+                                                           {"epochs_done", std::to_string(epochs_done)},
+                                                           {"loss_per_epoch", text}}));
+  }
+
+  // Continues from the state file when it belongs to this run; a state of another run, or one
+  // that does not read, is set aside with a warning (it costs the epochs it held, not the run).
+  void resume(std::int64_t epochs) {
+    if (!fs::is_regular_file(state_file)) return;
+    try {
+      auto st = exporting::parse_safetensors(read_file(state_file.string()), state_file.string());
+      if (st.metadata["key"] != key) {
+        spdlog::warn("[eval] finetune: {} belongs to another student, dataset or recipe; starting afresh",
+                     state_file.string());
+        return;
+      }
+      models::load_state_dict(*net, under(st.tensors, "student."), state_file.string());
+      torch::NoGradGuard no_grad;
+      for (const auto& [name, t] : under(st.tensors, "classifier.")) (name == "weight" ? weight : bias).copy_(t);
+      backbone_sgd->load_state(under(st.tensors, "momentum.student."), state_file.string());
+      head_sgd->load_state(under(st.tensors, "momentum.classifier."), state_file.string());
+      losses = parse_list(st.metadata["loss_per_epoch"]);
+      epochs_done = std::stoll(st.metadata["epochs_done"]);
+      if (epochs_done < 0 || epochs_done > epochs || static_cast<std::int64_t>(losses.size()) != epochs_done)
+        throw IoError(state_file.string() + ": epochs_done and loss_per_epoch disagree");
+      spdlog::info("[eval] finetune: resuming after epoch {} of {} ({})", epochs_done, epochs, state_file.string());
+    } catch (const std::exception& e) {
+      spdlog::warn("[eval] finetune: ignoring the unreadable state {}: {}", state_file.string(), e.what());
+      epochs_done = 0;
+      losses.clear();
+    }
+  }
 };
+
+// A copy of the student, a new classifier, their optimisers, resumed where a state says so.
+FinetuneRun start_finetune(Evaluation& ev, std::int64_t batch) {
+  const auto& o = ev.o;
+  FinetuneRun run;
+  run.key = fmt::format(
+      "lgd-finetune/1 student={} arch={} data={}:{}:{} subset={} size={} mean={},{},{} std={},{},{} seed={} "
+      "epochs={} batch={} lr={} head_lr={} wd={}",
+      hex(ev.digest), ev.arch, ev.train_opts.format, fs::absolute(ev.train_opts.root).string(), ev.train_opts.split,
+      ev.subset_key, ev.image_size, ev.mean[0], ev.mean[1], ev.mean[2], ev.std[0], ev.std[1], ev.std[2], o.seed,
+      o.finetune_epochs, batch, o.finetune_lr, o.finetune_head_lr, o.finetune_weight_decay);
+  run.state_file = fs::path(o.out) / "finetune" / "state.safetensors";
+  run.net = models::create_student(ev.arch, {0});
+  models::load_state_dict(*run.net, prefixed(models::state_dict(*ev.student), ""), "the student to fine-tune");
+  run.net->to(ev.device);
+  if (ev.channels_last) models::to_channels_last(*run.net);
+  auto gen = at::detail::createCPUGenerator(static_cast<std::uint64_t>(o.seed) + 11);
+  run.weight = at::normal(0.0, 0.01, {ev.num_classes(), ev.student->feature_dim()}, gen).to(ev.device);
+  run.bias = torch::zeros({ev.num_classes()}, torch::TensorOptions().device(ev.device));
+  run.weight.set_requires_grad(true);
+  run.bias.set_requires_grad(true);
+  engine::SgdOptions so;
+  so.momentum = 0.9;
+  so.nesterov = true;
+  so.weight_decay = o.finetune_weight_decay;
+  run.backbone_sgd = std::make_unique<engine::Sgd>(parameters_of(*run.net), so);
+  run.head_sgd = std::make_unique<engine::Sgd>(models::NamedTensors{{"weight", run.weight}, {"bias", run.bias}}, so);
+  run.resume(o.finetune_epochs);
+  return run;
+}
+
+// One epoch over the loader; returns the mean loss.
+double finetune_epoch(Evaluation& ev, FinetuneRun& run, data::Loader& ld, std::int64_t epoch,
+                             double lr_backbone, double lr_head, Progress& progress, std::int64_t& done) {
+  const auto& o = ev.o;
+  const std::int64_t steps = ld.batches_per_epoch();
+  const double total = static_cast<double>(steps * o.finetune_epochs);
+  run.net->train();
+  ld.start_epoch(epoch);
+  torch::manual_seed(static_cast<std::uint64_t>(o.seed) * 100003u + static_cast<std::uint64_t>(epoch));
+  auto sum = torch::zeros({}, torch::TensorOptions().device(ev.device));
+  std::int64_t seen = 0, step = epoch * steps;
+  while (auto b = ld.next()) {
+    const double cosine = 0.5 * (1.0 + std::cos(kPi * static_cast<double>(step++) / total));
+    const auto y = b->labels.to(ev.device);
+    const auto f = run.net->features(ev.input(b->images)).to(torch::kFloat32);
+    auto loss = torch::nn::functional::cross_entropy(f.matmul(run.weight.t()) + run.bias, y);
+    loss.backward();
+    run.backbone_sgd->step(lr_backbone * cosine);
+    run.head_sgd->step(lr_head * cosine);
+    run.backbone_sgd->zero_grad();
+    run.head_sgd->zero_grad();
+    sum += loss.detach() * static_cast<double>(y.size(0));
+    seen += y.size(0);
+    progress.update(++done);
+  }
+  const double mean_loss = sum.item<double>() / static_cast<double>(std::max<std::int64_t>(seen, 1));
+  if (!std::isfinite(mean_loss))
+    throw Error("lgd eval: the fine-tuning loss became " + fmt::format("{}", mean_loss) + " in epoch " +
+                std::to_string(epoch + 1) + " (lower --finetune-lr / --finetune-head-lr)");
+  return mean_loss;
+}
+
+// The fine-tuned network's scores on the evaluation set (eval view, BatchNorm in eval mode).
+torch::Tensor finetune_scores(Evaluation& ev, FinetuneRun& run, torch::Tensor& labels) {
+  run.net->eval();
+  data::Loader vl(ev.val_set, data::Transform(data::view_defaults("eval", static_cast<int>(ev.image_size))),
+                  ev.loader(ev.o.batch_size, false));
+  vl.start_epoch(0);
+  auto scores = torch::empty({ev.val_set->size(), ev.num_classes()}, torch::kFloat32);
+  labels = torch::full({ev.val_set->size()}, -1, torch::kInt64);
+  torch::NoGradGuard no_grad;
+  Progress progress("[eval] finetune: scoring", vl.batches_per_epoch());
+  std::int64_t n = 0;
+  while (auto b = vl.next()) {
+    const auto f = run.net->features(ev.input(b->images)).to(torch::kFloat32);
+    scores.index_copy_(0, b->indices, (f.matmul(run.weight.t()) + run.bias).to(torch::kCPU));
+    labels.index_copy_(0, b->indices, b->labels);
+    progress.update(++n);
+  }
+  progress.finish();
+  return scores;
+}
 
 }  // namespace
 
@@ -87,129 +216,26 @@ ProtocolResult Evaluation::finetune() {
   const std::int64_t batch = std::min(o.finetune_batch, train_set->size());
   const double lr_backbone = o.finetune_lr * static_cast<double>(batch) / 256.0;
   const double lr_head = o.finetune_head_lr * static_cast<double>(batch) / 256.0;
-  const std::string key = fmt::format(
-      "lgd-finetune/1 student={} arch={} data={}:{}:{} subset={} size={} mean={},{},{} std={},{},{} seed={} "
-      "epochs={} batch={} lr={} head_lr={} wd={}",
-      hex(digest), arch, train_opts.format, fs::absolute(train_opts.root).string(), train_opts.split, subset_key,
-      image_size, mean[0], mean[1], mean[2], std[0], std[1], std[2], o.seed, o.finetune_epochs, batch,
-      o.finetune_lr, o.finetune_head_lr, o.finetune_weight_decay);
-  const fs::path state_file = fs::path(o.out) / "finetune" / "state.safetensors";
-
-  // A copy of the student and a new classifier.
-  FinetuneRun run;
-  run.net = models::create_student(arch, {0});
-  models::load_state_dict(*run.net, prefixed(models::state_dict(*student), ""), "the student to fine-tune");
-  run.net->to(device);
-  if (channels_last) models::to_channels_last(*run.net);
-  auto gen = at::detail::createCPUGenerator(static_cast<std::uint64_t>(o.seed) + 11);
-  run.weight = at::normal(0.0, 0.01, {num_classes(), student->feature_dim()}, gen).to(device);
-  run.bias = torch::zeros({num_classes()}, torch::TensorOptions().device(device));
-  run.weight.set_requires_grad(true);
-  run.bias.set_requires_grad(true);
-  engine::SgdOptions so;
-  so.momentum = 0.9;
-  so.nesterov = true;
-  so.weight_decay = o.finetune_weight_decay;
-  run.backbone_sgd = std::make_unique<engine::Sgd>(parameters_of(*run.net), so);
-  run.head_sgd = std::make_unique<engine::Sgd>(models::NamedTensors{{"weight", run.weight}, {"bias", run.bias}}, so);
-
-  // Resume from a state of the same run.
-  if (fs::is_regular_file(state_file)) {
-    try {
-      auto st = exporting::parse_safetensors(read_file(state_file.string()), state_file.string());
-      if (st.metadata["key"] != key) {
-        spdlog::warn("[eval] finetune: {} belongs to another student, dataset or recipe; starting afresh",
-                     state_file.string());
-      } else {
-        models::load_state_dict(*run.net, under(st.tensors, "student."), state_file.string());
-        const auto head = under(st.tensors, "classifier.");
-        if (head.size() != 2) throw IoError(state_file.string() + ": no classifier.weight / classifier.bias");
-        torch::NoGradGuard no_grad;
-        run.weight.copy_(head[0].first == "weight" ? head[0].second : head[1].second);
-        run.bias.copy_(head[0].first == "bias" ? head[0].second : head[1].second);
-        run.backbone_sgd->load_state(under(st.tensors, "momentum.student."), state_file.string());
-        run.head_sgd->load_state(under(st.tensors, "momentum.classifier."), state_file.string());
-        run.epochs_done = std::stoll(st.metadata["epochs_done"]);
-        run.losses = parse_list(st.metadata["loss_per_epoch"]);
-        spdlog::info("[eval] finetune: resuming after epoch {} of {} ({})", run.epochs_done, o.finetune_epochs,
-                     state_file.string());
-      }
-    } catch (const std::exception& e) {  // a damaged state costs the epochs it held, not the run
-      spdlog::warn("[eval] finetune: ignoring the unreadable state {}: {}", state_file.string(), e.what());
-      run.epochs_done = 0;
-      run.losses.clear();
-    }
-  }
+  FinetuneRun run = start_finetune(*this, batch);
   const std::int64_t resumed_from = run.epochs_done;
 
   auto lo = loader(batch, true);
   lo.drop_last = train_set->size() > batch;  // no batch of one through BatchNorm
   data::Loader ld(train_set, data::Transform(data::view_defaults("linear", static_cast<int>(image_size))), lo);
-  const std::int64_t steps = ld.batches_per_epoch();
-  const double total = static_cast<double>(steps * o.finetune_epochs);
-  Progress progress("[eval] finetune", steps * (o.finetune_epochs - run.epochs_done));
+  Progress progress("[eval] finetune", ld.batches_per_epoch() * (o.finetune_epochs - run.epochs_done));
   std::int64_t done = 0;
   for (std::int64_t epoch = run.epochs_done; epoch < o.finetune_epochs; ++epoch) {
-    run.net->train();
-    ld.start_epoch(epoch);
-    torch::manual_seed(static_cast<std::uint64_t>(o.seed) * 100003u + static_cast<std::uint64_t>(epoch));
-    auto sum = torch::zeros({}, torch::TensorOptions().device(device));
-    std::int64_t seen = 0, step = epoch * steps;
-    while (auto b = ld.next()) {
-      const double cosine = 0.5 * (1.0 + std::cos(kPi * static_cast<double>(step++) / total));
-      const auto y = b->labels.to(device);
-      const auto f = run.net->features(input(b->images)).to(torch::kFloat32);
-      auto loss = torch::nn::functional::cross_entropy(f.matmul(run.weight.t()) + run.bias, y);
-      loss.backward();
-      run.backbone_sgd->step(lr_backbone * cosine);
-      run.head_sgd->step(lr_head * cosine);
-      run.backbone_sgd->zero_grad();
-      run.head_sgd->zero_grad();
-      sum += loss.detach() * static_cast<double>(y.size(0));
-      seen += y.size(0);
-      progress.update(++done);
-    }
-    const double mean_loss = sum.item<double>() / static_cast<double>(std::max<std::int64_t>(seen, 1));
-    if (!std::isfinite(mean_loss))
-      throw Error("lgd eval: the fine-tuning loss became " + fmt::format("{}", mean_loss) + " in epoch " +
-                  std::to_string(epoch + 1) + " (lower --finetune-lr / --finetune-head-lr)");
-    run.losses.push_back(mean_loss);
+    const double loss = finetune_epoch(*this, run, ld, epoch, lr_backbone, lr_head, progress, done);
+    run.losses.push_back(loss);
     run.epochs_done = epoch + 1;
-
-    models::NamedTensors state = prefixed(models::state_dict(*run.net), "student.");
-    for (auto& e : prefixed({{"weight", run.weight}, {"bias", run.bias}}, "classifier.")) state.push_back(e);
-    for (auto& e : prefixed(run.backbone_sgd->state(), "momentum.student.")) state.push_back(e);
-    for (auto& e : prefixed(run.head_sgd->state(), "momentum.classifier.")) state.push_back(e);
-    std::string losses;
-    for (double l : run.losses) losses += (losses.empty() ? "" : ",") + fmt::format("{}", l);
-    fs::create_directories(state_file.parent_path());
-    write_file_atomic(state_file.string(), exporting::safetensors_bytes(
-                                               state, {{"key", key},
-                                                       {"epochs_done", std::to_string(run.epochs_done)},
-                                                       {"loss_per_epoch", losses}}));
+    run.save();
     progress.finish();
-    spdlog::info("[eval] finetune epoch {}/{}: loss {:.4f}", epoch + 1, o.finetune_epochs, mean_loss);
+    spdlog::info("[eval] finetune epoch {}/{}: loss {:.4f}", epoch + 1, o.finetune_epochs, loss);
   }
   progress.finish();
 
-  // Scored on the evaluation set (eval view), BatchNorm in eval mode.
-  run.net->eval();
-  data::Loader vl(val_set, data::Transform(data::view_defaults("eval", static_cast<int>(image_size))),
-                  loader(o.batch_size, false));
-  vl.start_epoch(0);
-  auto scores = torch::empty({val_set->size(), num_classes()}, torch::kFloat32);
-  auto labels = torch::full({val_set->size()}, -1, torch::kInt64);
-  {
-    torch::NoGradGuard no_grad;
-    Progress scoring("[eval] finetune: scoring", vl.batches_per_epoch());
-    std::int64_t n = 0;
-    while (auto b = vl.next()) {
-      const auto f = run.net->features(input(b->images)).to(torch::kFloat32);
-      scores.index_copy_(0, b->indices, (f.matmul(run.weight.t()) + run.bias).to(torch::kCPU));
-      labels.index_copy_(0, b->indices, b->labels);
-      scoring.update(++n);
-    }
-  }
+  torch::Tensor labels;
+  const torch::Tensor scores = finetune_scores(*this, run, labels);
   finish(r, scores, labels);
   r.details["epochs"] = o.finetune_epochs;
   r.details["batch"] = batch;

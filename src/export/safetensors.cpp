@@ -1,10 +1,10 @@
 #include "lgd/export/safetensors.h"
 
 #include <torch/torch.h>
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "lgd/core/errors.h"
 
@@ -28,23 +28,6 @@ std::string dtype_name(torch::ScalarType t, const std::string& key) {
   throw IoError(key + ": dtype " + std::string(c10::toString(t)) + " has no safetensors name");
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 std::uint64_t read_u64_le(const char* p) {
   std::uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
@@ -55,33 +38,32 @@ std::uint64_t read_u64_le(const char* p) {
 
 std::vector<char> safetensors_bytes(const models::NamedTensors& tensors, const Metadata& metadata) {
   std::vector<torch::Tensor> data;
-  std::string header = "{\"__metadata__\":{";
-  bool first = true;
-  for (const auto& [k, v] : metadata) {
-    header += (first ? "" : ",") + json_string(k) + ":" + json_string(v);
-    first = false;
-  }
-  header += "}";
+  nlohmann::ordered_json header;
+  header["__metadata__"] = nlohmann::ordered_json::object();
+  for (const auto& [k, v] : metadata) header["__metadata__"][k] = v;
   std::uint64_t offset = 0;
   for (const auto& [key, tensor] : tensors) {
     auto t = tensor.detach().to(torch::kCPU).contiguous();
     const std::uint64_t nbytes = t.numel() * t.element_size();
-    header += "," + json_string(key) + ":{\"dtype\":\"" + dtype_name(t.scalar_type(), key) +
-              "\",\"shape\":[";
-    for (int64_t i = 0; i < t.dim(); ++i) header += (i ? "," : "") + std::to_string(t.size(i));
-    header += "],\"data_offsets\":[" + std::to_string(offset) + "," +
-              std::to_string(offset + nbytes) + "]}";
+    header[key] = {{"dtype", dtype_name(t.scalar_type(), key)},
+                   {"shape", t.sizes().vec()},
+                   {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
     data.push_back(t);
   }
-  header += "}";
-  while ((8 + header.size()) % 8 != 0) header += ' ';
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const nlohmann::json::exception& e) {  // a key or metadata value that is not UTF-8
+    throw IoError(std::string("safetensors header: ") + e.what());
+  }
+  while ((8 + text.size()) % 8 != 0) text += ' ';
 
-  std::vector<char> out(8 + header.size() + offset);
-  std::uint64_t n = header.size();
+  std::vector<char> out(8 + text.size() + offset);
+  std::uint64_t n = text.size();
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
-  std::memcpy(out.data() + 8, header.data(), header.size());
-  char* cursor = out.data() + 8 + header.size();
+  std::memcpy(out.data() + 8, text.data(), text.size());
+  char* cursor = out.data() + 8 + text.size();
   for (const auto& t : data) {
     const std::size_t nbytes = t.numel() * t.element_size();
     if (nbytes) std::memcpy(cursor, t.data_ptr(), nbytes);  // little-endian hosts only
@@ -104,66 +86,63 @@ SafetensorsFile parse_safetensors(const std::vector<char>& bytes, const std::str
   const char* data = bytes.data() + 8 + n;
   const std::uint64_t data_size = bytes.size() - 8 - n;
 
-  YAML::Node root;
+  nlohmann::json root;
   try {
-    root = YAML::Load(header);  // JSON is valid YAML flow syntax
-  } catch (const YAML::Exception& e) {
-    throw IoError(source + ": corrupt safetensors header (" + e.msg + ")");
+    root = nlohmann::json::parse(header);
+  } catch (const nlohmann::json::exception& e) {
+    throw IoError(source + ": corrupt safetensors header (" + e.what() + ")");
   }
-  if (!root.IsMap()) throw IoError(source + ": corrupt safetensors header (not a JSON object)");
+  if (!root.is_object()) throw IoError(source + ": corrupt safetensors header (not a JSON object)");
 
   SafetensorsFile file;
   std::vector<std::pair<std::uint64_t, std::pair<std::string, torch::Tensor>>> entries;
-  try {
-    for (const auto& entry : root) {
-      const std::string key = entry.first.as<std::string>();
-      const YAML::Node& info = entry.second;
-      if (key == "__metadata__") {
-        if (!info.IsMap())
-          throw IoError(source + ": __metadata__ is not a JSON object of strings");
-        for (const auto& m : info) {
-          // Quoted JSON scalars carry yaml-cpp's "!" tag; numbers, booleans and null do not.
-          if (!m.second.IsScalar() || m.second.Tag() != "!")
-            throw IoError(source + ": __metadata__ value of " + m.first.as<std::string>() +
-                          " is not a string (the format allows only strings there)");
-          file.metadata[m.first.as<std::string>()] = m.second.as<std::string>();
-        }
-        continue;
+  for (const auto& [key, info] : root.items()) {
+    if (key == "__metadata__") {
+      if (!info.is_object()) throw IoError(source + ": __metadata__ is not a JSON object of strings");
+      for (const auto& [name, value] : info.items()) {
+        if (!value.is_string())
+          throw IoError(source + ": __metadata__ value of " + name +
+                        " is not a string (the format allows only strings there)");
+        file.metadata[name] = value.get<std::string>();
       }
-      if (!info.IsMap()) throw IoError(source + ": " + key + ": expected a JSON object");
-      const std::string dtype = info["dtype"].as<std::string>();
-      const auto* found = std::find_if(std::begin(kDtypes), std::end(kDtypes),
-                                       [&](const DtypeName& d) { return dtype == d.name; });
-      if (found == std::end(kDtypes))
-        throw IoError(source + ": " + key + ": unsupported dtype " + dtype);
-      if (!info["shape"].IsSequence() || !info["data_offsets"].IsSequence() ||
-          info["data_offsets"].size() != 2)
-        throw IoError(source + ": " + key + ": expected \"shape\": [...] and \"data_offsets\": [begin, end]");
-      // The byte count of the shape, checked before anything is allocated for it.
-      auto options = torch::TensorOptions().dtype(found->type);
-      std::vector<int64_t> shape;
-      std::uint64_t expected = c10::elementSize(found->type);
-      for (const auto& d : info["shape"]) {
-        const auto v = d.as<std::int64_t>();
-        if (v < 0) throw IoError(source + ": " + key + ": negative dimension " + std::to_string(v));
-        if (v != 0 && expected > data_size / static_cast<std::uint64_t>(v))
-          expected = data_size + 1;  // more than the file holds; reported below
-        else
-          expected *= static_cast<std::uint64_t>(v);
-        shape.push_back(v);
-      }
-      const auto begin = info["data_offsets"][0].as<std::uint64_t>();
-      const auto end = info["data_offsets"][1].as<std::uint64_t>();
-      if (end < begin || end > data_size || end - begin != expected)
-        throw IoError(source + ": " + key + ": data_offsets [" + std::to_string(begin) + ", " +
-                      std::to_string(end) + "] do not fit its shape and dtype or the file size (" +
-                      std::to_string(data_size) + " data bytes)");
-      auto tensor = torch::empty(shape, options);
-      if (expected) std::memcpy(tensor.data_ptr(), data + begin, expected);
-      entries.push_back({begin, {key, tensor}});
+      continue;
     }
-  } catch (const YAML::Exception& e) {
-    throw IoError(source + ": corrupt safetensors header (" + e.msg + ")");
+    if (!info.is_object()) throw IoError(source + ": " + key + ": expected a JSON object");
+    const auto dtype_it = info.find("dtype");
+    if (dtype_it == info.end() || !dtype_it->is_string())
+      throw IoError(source + ": " + key + ": expected \"dtype\": a string");
+    const std::string dtype = dtype_it->get<std::string>();
+    const auto* found = std::find_if(std::begin(kDtypes), std::end(kDtypes),
+                                     [&](const DtypeName& d) { return dtype == d.name; });
+    if (found == std::end(kDtypes)) throw IoError(source + ": " + key + ": unsupported dtype " + dtype);
+    const auto shape_it = info.find("shape"), offsets_it = info.find("data_offsets");
+    if (shape_it == info.end() || !shape_it->is_array() || offsets_it == info.end() || !offsets_it->is_array() ||
+        offsets_it->size() != 2 || !(*offsets_it)[0].is_number_unsigned() || !(*offsets_it)[1].is_number_unsigned())
+      throw IoError(source + ": " + key + ": expected \"shape\": [...] and \"data_offsets\": [begin, end]");
+    // The byte count of the shape, checked before anything is allocated for it.
+    std::vector<int64_t> shape;
+    std::uint64_t expected = c10::elementSize(found->type);
+    for (const auto& d : *shape_it) {
+      if (!d.is_number_integer()) throw IoError(source + ": " + key + ": shape " + d.dump() + " is not an integer");
+      if (d.is_number_unsigned() && d.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+        throw IoError(source + ": " + key + ": dimension " + d.dump() + " is out of range");
+      const auto v = d.get<std::int64_t>();
+      if (v < 0) throw IoError(source + ": " + key + ": negative dimension " + std::to_string(v));
+      if (v != 0 && expected > data_size / static_cast<std::uint64_t>(v))
+        expected = data_size + 1;  // more than the file holds; reported below
+      else
+        expected *= static_cast<std::uint64_t>(v);
+      shape.push_back(v);
+    }
+    const auto begin = (*offsets_it)[0].get<std::uint64_t>();
+    const auto end = (*offsets_it)[1].get<std::uint64_t>();
+    if (end < begin || end > data_size || end - begin != expected)
+      throw IoError(source + ": " + key + ": data_offsets [" + std::to_string(begin) + ", " +
+                    std::to_string(end) + "] do not fit its shape and dtype or the file size (" +
+                    std::to_string(data_size) + " data bytes)");
+    auto tensor = torch::empty(shape, torch::TensorOptions().dtype(found->type));
+    if (expected) std::memcpy(tensor.data_ptr(), data + begin, expected);
+    entries.push_back({begin, {key, tensor}});
   }
   std::stable_sort(entries.begin(), entries.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });

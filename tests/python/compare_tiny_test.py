@@ -1,6 +1,6 @@
 """scripts/compare.sh end to end at a tiny budget (LGD_COMPARE=tiny, 2 seeds): each method's
-run has the settings it claims, the validation curve, and an evaluation; RESULTS.md's table
-is the mean and spread of those evaluations recomputed here; the plot is a PNG; a second
+run has the settings it claims, the validation curve, an evaluation and a fine-tuning;
+RESULTS.md's table is the mean and spread of those evaluations recomputed here; the plot is a PNG; a second
 call reuses what exists.
 
 usage: compare_tiny_test.py LGD SOURCE_DIR
@@ -69,12 +69,15 @@ with tempfile.TemporaryDirectory() as tmp:
           str(results))
     check("random init evaluated with linear-fast, knn",
           all(sorted(r) == ["knn", "linear-fast"] for r in results["random"]), str(results["random"]))
+    finetuned = {m: [top1(out / f"finetune_{m}_s{s}" / "results.json") for s in SEEDS] for m in results}
+    check("every method and the random init fine-tuned (finetune protocol)",
+          all(list(r) == ["finetune"] for rs in finetuned.values() for r in rs), str(finetuned))
 
     md_path = docs / "RESULTS.md"
     md = md_path.read_text() if md_path.exists() else ""
     names = {"random": "random-init", "seed": "SEED", "lgd_vis": "LGD VIS-only", "lgd_tex": "LGD TEX-only", "lgd": "LGD"}
     for m, name in names.items():
-        row = next((l for l in md.splitlines() if l.startswith(f"| {name} | ") and l.count("|") == 5), "")
+        row = next((l for l in md.splitlines() if l.startswith(f"| {name} | ") and l.count("|") == 6), "")
         vals = [r.get("linear-fast") for r in results[m]]
         want = (f"{statistics.fmean(vals):.2f} ± {statistics.stdev(vals):.2f} ({min(vals):.2f}-{max(vals):.2f})"
                 if None not in vals else "?")
@@ -83,6 +86,9 @@ with tempfile.TemporaryDirectory() as tmp:
         if row and m != "random":
             zs = [r.get("zero-shot") for r in results[m]]
             check(f"RESULTS.md: {name}'s zero-shot mean", f"{statistics.fmean(zs):.2f} ± " in row.split(" | ")[3], row)
+        ft = [r.get("finetune") for r in finetuned[m]]
+        check(f"RESULTS.md: {name}'s finetune mean", None not in ft and row.count(" | ") >= 4
+              and row.split(" | ")[4].startswith(f"{statistics.fmean(ft):.2f} ± "), row)
     lgd_lf, seed_lf = (statistics.fmean(r["linear-fast"] for r in results[k]) for k in ("lgd", "seed"))
     line = next((l for l in md.splitlines() if l.startswith("- linear-fast: LGD") and "SEED" in l), "")
     check("RESULTS.md states whether LGD is ahead of SEED on linear-fast, consistently with the numbers",
