@@ -123,9 +123,10 @@ SafetensorsFile parse_safetensors(const std::vector<char>& bytes, const std::str
     std::vector<int64_t> shape;
     std::uint64_t expected = c10::elementSize(found->type);
     for (const auto& d : *shape_it) {
-      if (!d.is_number_integer()) throw IoError(source + ": " + key + ": shape " + d.dump() + " is not an integer");
+      if (!d.is_number_integer())
+        throw IoError(source + ": " + key + ": a shape entry is a " + std::string(d.type_name()) + ", not an integer");
       if (d.is_number_unsigned() && d.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
-        throw IoError(source + ": " + key + ": dimension " + d.dump() + " is out of range");
+        throw IoError(source + ": " + key + ": dimension " + std::to_string(d.get<std::uint64_t>()) + " is out of range");
       const auto v = d.get<std::int64_t>();
       if (v < 0) throw IoError(source + ": " + key + ": negative dimension " + std::to_string(v));
       if (v != 0 && expected > data_size / static_cast<std::uint64_t>(v))

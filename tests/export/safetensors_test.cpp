@@ -97,6 +97,11 @@ TEST(Safetensors, FilesTheFormatForbidsAreRefused) {
                  "do not fit its shape and dtype");
   expect_refused(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", 8, "data_offsets");
   expect_refused(R"({"a":3})", 8, "a: expected a JSON object");
+  expect_refused(R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", 8, "a: a shape entry is a number");
+  expect_refused(R"({"a":{"dtype":"F32","shape":["2"],"data_offsets":[0,8]}})", 8, "a: a shape entry is a string");
+  expect_refused(R"({"a":{"shape":[2],"data_offsets":[0,8]}})", 8, "a: expected \"dtype\"");
+  expect_refused(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[-1,8]}})", 8, "data_offsets");
+  expect_refused(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 8, "corrupt safetensors header");
 }
 
 }  // namespace
