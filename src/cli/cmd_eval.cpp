@@ -32,7 +32,9 @@ void add_eval_command(CLI::App& app, Commands& commands) {
       "Examples:\n"
       "  lgd eval --checkpoint runs/x/checkpoints/last.ckpt --protocol linear-fast,zero-shot,knn\n"
       "  lgd eval --init random --arch resnet18 --format idx --data /usr/share/datasets/fashion-mnist \\\n"
-      "      --image-size 32 --protocol linear-fast,knn --subset 10 --export-classifier cls.pth");
+      "      --image-size 32 --protocol linear-fast,knn --subset 10 --export-classifier cls.pth\n"
+      "  lgd eval --init random --arch resnet18 --format idx --data /usr/share/datasets/fashion-mnist \\\n"
+      "      --image-size 32 --protocol finetune --subset 1 --finetune-epochs 5 --out ft-r18");
   auto* student = cmd->add_option_group("student", "The student to evaluate (one of)");
   student->add_option("--checkpoint", o->checkpoint, "An lgd training checkpoint (last.ckpt, step_*.ckpt)");
   student->add_option("--weights", o->weights, "Student weights: .pth (torchvision keys) or .safetensors");

@@ -145,6 +145,7 @@ void add_export_command(CLI::App& app, Commands& commands) {
       "Examples:\n"
       "  lgd export --checkpoint runs/r18/checkpoints/last.ckpt -o r18_lgd.pth\n"
       "  lgd export --arch resnet18 --init random --seed 0 -o resnet18.pth\n"
+      "  lgd export --arch mobilenet_v2 --init random --layout mmdet -o mobilenet_v2_mmdet.pth\n"
       "  /usr/bin/python3 -c \"import torch, torchvision; m = torchvision.models.resnet18(); \\\n"
       "      print(m.load_state_dict(torch.load('resnet18.pth', weights_only=True), strict=False))\"");
   cmd->add_option("--arch", a->arch,

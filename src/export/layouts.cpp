@@ -34,6 +34,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -363,8 +364,29 @@ models::NamedTensors to_layout(Layout layout, const std::string& arch, const mod
   return out;
 }
 
+namespace {
+
+// The student's own keys and tensors (with a classifier), built without moving torch's default
+// generator: loading weights must not change what a seeded initialisation after it draws.
+models::NamedTensors reference_state(const std::string& arch) {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  at::Tensor saved;
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    saved = generator.get_state();
+  }
+  auto student = models::create_student(arch, {1});
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(saved);
+  }
+  return models::state_dict(*student);
+}
+
+}  // namespace
+
 bool from_any_layout(const std::string& arch, models::NamedTensors& tensors, Layout& layout) {
-  const auto reference = models::state_dict(*models::create_student(arch, {1}));
+  const auto reference = reference_state(arch);
   const std::vector<std::string> keys = key_names(reference);
   const std::set<std::string> own(keys.begin(), keys.end());
   for (const auto& entry : tensors)

@@ -91,6 +91,8 @@ EXAMPLES = {
         "run": {"swap": {"runs/x/": "runs/fmnist_r18/"}, "budget": ["--subset", "1"]}, "needs_fmnist": True},
     "lgd eval --init random --arch resnet18 --format idx --data /usr/share/datasets/fashion-mnist --image-size 32 --protocol linear-fast,knn --subset 10 --export-classifier cls.pth": {
         "run": {"swap": {"--subset 10": "--subset 1"}, "output": "wrote cls.pth"}, "needs_fmnist": True},
+    "lgd eval --init random --arch resnet18 --format idx --data /usr/share/datasets/fashion-mnist --image-size 32 --protocol finetune --subset 1 --finetune-epochs 5 --out ft-r18": {
+        "run": {"swap": {"--finetune-epochs 5": "--finetune-epochs 1"}, "output": "| finetune "}, "needs_fmnist": True},
     "/usr/bin/python3 -c \"import torch, torchvision; m = torchvision.models.resnet18(num_classes=10); m.load_state_dict(torch.load('cls.pth', weights_only=True))\"": {
         "run": {}, "needs_fmnist": True},
     # --- README: teachers and the TSB
@@ -126,6 +128,8 @@ EXAMPLES = {
     "lgd export --checkpoint runs/r18/checkpoints/last.ckpt -o r18_lgd.pth": {
         "run": {"swap": {"runs/r18/": "runs/fmnist_r18/"}}, "needs_fmnist": True},
     "lgd export --arch resnet18 --init random --seed 0 -o resnet18.pth": {"run": {"output": "resnet18.pth"}},
+    "lgd export --arch mobilenet_v2 --init random --layout mmdet -o mobilenet_v2_mmdet.pth": {
+        "run": {"output": "mmdet config beside it: mobilenet_v2_mmdet.py"}},
     "/usr/bin/python3 -c \"import torch, torchvision; m = torchvision.models.resnet18(); print(m.load_state_dict(torch.load('resnet18.pth', weights_only=True), strict=False))\"": {
         "run": {"output": "_IncompatibleKeys(missing_keys=['fc.weight', 'fc.bias'], unexpected_keys=[])"}},
 }
