@@ -477,8 +477,9 @@ std::string openmmlab_config(Layout layout, const std::string& arch, const std::
     y += "    # the training mean / std in 0-255 units; OpenMMLab reads images as BGR\n";
     y += "    data_preprocessor=dict(mean=" + scaled_255(mean) + ", std=" + scaled_255(std) + ", bgr_to_rgb=True),\n";
   } else {
-    y += "    # data_preprocessor mean / std: not recorded in the weights this came from (export from an lgd\n";
-    y += "    # checkpoint); the input is RGB (bgr_to_rgb=True)\n";
+    y += "    # mean / std: not recorded in the weights this came from (export from an lgd checkpoint);\n";
+    y += "    # the input is RGB, OpenMMLab reads images as BGR\n";
+    y += "    data_preprocessor=dict(bgr_to_rgb=True),\n";
   }
   y += "    backbone=dict(\n";
   y += "        type='" + type + "',\n";

@@ -17,7 +17,9 @@ EfficientNet-B0; mmseg: ResNet-18/34/50, MobileNetV2, MobileNetV3 large / small)
     naming the pairs that exist, and the README's table of OpenMMLab backbones lists exactly the
     pairs checked here;
   * the export read back by lgd (--weights, the layout recognised from the keys) gives back the
-    torchvision export exactly.
+    torchvision export exactly;
+  * the training mean / std recorded in the weights reach the data preprocessor, in 0-255 units,
+    with bgr_to_rgb.
 
 The frameworks come from PyPI (mmengine, mmcv-lite, mmdet, mmsegmentation; pip leg). mmcv-lite
 has no compiled operators, and the packages' `models` / `backbones` / `layers` / `utils`
@@ -45,9 +47,10 @@ import torchvision
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from references import optional  # noqa: E402
 
+safetensors_torch = optional("safetensors.torch")
 if optional("mmengine") is None or optional("mmcv") is None or importlib.util.find_spec("mmdet") is None \
-        or importlib.util.find_spec("mmseg") is None:
-    print("skipped: mmengine, mmcv-lite, mmdet or mmsegmentation is not installed")
+        or importlib.util.find_spec("mmseg") is None or safetensors_torch is None:
+    print("skipped: mmengine, mmcv-lite, mmdet, mmsegmentation or safetensors is not installed")
     sys.exit(77)
 
 LGD, SOURCE = os.path.abspath(sys.argv[1]), Path(sys.argv[2]).resolve()
@@ -222,6 +225,17 @@ with tempfile.TemporaryDirectory() as tmp:
             check(f"{layout} {arch}: lgd reads the export back as torchvision's weights",
                   all(torch.equal(back_sd[k], v) for k, v in tv_sd.items() if k in back_sd)
                   and sorted(dropped) == sorted(expect_dropped), f"dropped {dropped}")
+
+    # The training mean / std, recorded in the weights, go into the data preprocessor (0-255, RGB).
+    st = tmp / "with_metadata.safetensors"
+    reference = torchvision.models.resnet18()
+    safetensors_torch.save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(st),
+                                metadata={"image_mean": "0.5,0.45,0.4", "image_std": "0.25,0.2,0.3",
+                                          "image_size": "224", "teacher": "t"})
+    lgd("export", "--arch", "resnet18", "--weights", st, "--layout", "mmdet", "-o", tmp / "r18_norm.pth")
+    pre = Config.fromfile(str(tmp / "r18_norm.py")).model.data_preprocessor
+    check("the training mean / std in 0-255 units, RGB", list(pre.mean) == [127.5, 114.75, 102.0]
+          and list(pre.std) == [63.75, 51.0, 76.5] and pre.bgr_to_rgb is True, str(pre))
 
     check("the README's OpenMMLab table lists the backbones this test checks",
           rows == {arch: (t.get("mmdet"), t.get("mmseg")) for arch, t in types_seen.items()},
