@@ -33,7 +33,7 @@ case "$mode" in
     teacher_args=(--epochs 2)
     train_args=(--set train.val_every_steps=39)
     eval_args=(--subset 10)
-    finetune_args=(--finetune-epochs 5 --finetune-batch 256 --finetune-lr 0.05 --finetune-head-lr 0.5) ;;
+    finetune_args=(--finetune-epochs 5 --finetune-batch 256 --finetune-lr 0.05 --finetune-head-lr 0.05) ;;
   tiny)
     seeds=${LGD_COMPARE_SEEDS:-0 1}
     teacher=$out/teacher
@@ -41,7 +41,7 @@ case "$mode" in
     train_args=(--set train.max_steps=4 --set data.batch_size=32 --set train.val_every=0
                 --set train.val_every_steps=2 --set train.val_limit=1000 --set train.log_every=1)
     eval_args=(--subset 1)
-    finetune_args=(--finetune-epochs 1 --finetune-batch 64 --finetune-lr 0.05 --finetune-head-lr 0.5) ;;
+    finetune_args=(--finetune-epochs 1 --finetune-batch 64 --finetune-lr 0.05 --finetune-head-lr 0.05) ;;
   *) echo "compare.sh: LGD_COMPARE=$mode (expected full or tiny)" >&2; exit 2 ;;
 esac
 

@@ -61,8 +61,8 @@ struct EvalOptions {
 
   // finetune
   std::int64_t finetune_epochs = 30;
-  double finetune_lr = 0.01;       // backbone, scaled by finetune_batch / 256
-  double finetune_head_lr = 0.1;   // classifier, scaled likewise
+  double finetune_lr = 0.05;       // backbone, scaled by finetune_batch / 256 (SimCLR's fine-tuning)
+  double finetune_head_lr = 0.05;  // classifier, scaled likewise
   std::int64_t finetune_batch = 256;
   double finetune_weight_decay = 0;
 
