@@ -91,37 +91,35 @@ struct FinetuneRun {
                                                            {"loss_per_epoch", text}}));
   }
 
-  // Continues from the state file when it belongs to this run; a state of another run, or one
-  // that does not read, is set aside with a warning (it costs the epochs it held, not the run).
-  void resume(std::int64_t epochs) {
-    if (!fs::is_regular_file(state_file)) return;
-    try {
-      auto st = exporting::parse_safetensors(read_file(state_file.string()), state_file.string());
-      if (st.metadata["key"] != key) {
-        spdlog::warn("[eval] finetune: {} belongs to another student, dataset or recipe; starting afresh",
-                     state_file.string());
-        return;
-      }
-      models::load_state_dict(*net, under(st.tensors, "student."), state_file.string());
-      torch::NoGradGuard no_grad;
-      for (const auto& [name, t] : under(st.tensors, "classifier.")) (name == "weight" ? weight : bias).copy_(t);
-      backbone_sgd->load_state(under(st.tensors, "momentum.student."), state_file.string());
-      head_sgd->load_state(under(st.tensors, "momentum.classifier."), state_file.string());
-      losses = parse_list(st.metadata["loss_per_epoch"]);
-      epochs_done = std::stoll(st.metadata["epochs_done"]);
-      if (epochs_done < 0 || epochs_done > epochs || static_cast<std::int64_t>(losses.size()) != epochs_done)
-        throw IoError(state_file.string() + ": epochs_done and loss_per_epoch disagree");
-      spdlog::info("[eval] finetune: resuming after epoch {} of {} ({})", epochs_done, epochs, state_file.string());
-    } catch (const std::exception& e) {
-      spdlog::warn("[eval] finetune: ignoring the unreadable state {}: {}", state_file.string(), e.what());
-      epochs_done = 0;
-      losses.clear();
+  // Continues from the state file when it belongs to this run (false: another run's state,
+  // left alone). Throws on a state that does not read, possibly half applied.
+  bool resume(std::int64_t epochs) {
+    auto st = exporting::parse_safetensors(read_file(state_file.string()), state_file.string());
+    if (st.metadata["key"] != key) {
+      spdlog::warn("[eval] finetune: {} belongs to another student, dataset or recipe; starting afresh",
+                   state_file.string());
+      return false;
     }
+    models::load_state_dict(*net, under(st.tensors, "student."), state_file.string());
+    const auto head = under(st.tensors, "classifier.");
+    if (head.size() != 2 || head[0].second.sizes() != weight.sizes() || head[1].second.sizes() != bias.sizes())
+      throw IoError(state_file.string() + ": classifier.weight / classifier.bias missing or of another shape");
+    torch::NoGradGuard no_grad;
+    weight.copy_(head[0].second);
+    bias.copy_(head[1].second);
+    backbone_sgd->load_state(under(st.tensors, "momentum.student."), state_file.string());
+    head_sgd->load_state(under(st.tensors, "momentum.classifier."), state_file.string());
+    losses = parse_list(st.metadata["loss_per_epoch"]);
+    epochs_done = std::stoll(st.metadata["epochs_done"]);
+    if (epochs_done < 0 || epochs_done > epochs || static_cast<std::int64_t>(losses.size()) != epochs_done)
+      throw IoError(state_file.string() + ": epochs_done and loss_per_epoch disagree");
+    spdlog::info("[eval] finetune: resuming after epoch {} of {} ({})", epochs_done, epochs, state_file.string());
+    return true;
   }
 };
 
-// A copy of the student, a new classifier, their optimisers, resumed where a state says so.
-FinetuneRun start_finetune(Evaluation& ev, std::int64_t batch) {
+// A copy of the student, a new classifier and their optimisers.
+FinetuneRun fresh_finetune(Evaluation& ev, std::int64_t batch) {
   const auto& o = ev.o;
   FinetuneRun run;
   run.key = fmt::format(
@@ -146,7 +144,20 @@ FinetuneRun start_finetune(Evaluation& ev, std::int64_t batch) {
   so.weight_decay = o.finetune_weight_decay;
   run.backbone_sgd = std::make_unique<engine::Sgd>(parameters_of(*run.net), so);
   run.head_sgd = std::make_unique<engine::Sgd>(models::NamedTensors{{"weight", run.weight}, {"bias", run.bias}}, so);
-  run.resume(o.finetune_epochs);
+  return run;
+}
+
+// A fresh run, resumed where a state of the same run says so. A state that does not read costs
+// the epochs it held, not the evaluation: the run starts afresh.
+FinetuneRun start_finetune(Evaluation& ev, std::int64_t batch) {
+  FinetuneRun run = fresh_finetune(ev, batch);
+  if (!fs::is_regular_file(run.state_file)) return run;
+  try {
+    run.resume(ev.o.finetune_epochs);
+  } catch (const std::exception& e) {
+    spdlog::warn("[eval] finetune: ignoring the unreadable state {}: {}", run.state_file.string(), e.what());
+    run = fresh_finetune(ev, batch);
+  }
   return run;
 }
 

@@ -12,7 +12,8 @@ exported by `lgd export`. Checks:
   * the student the later protocols see is the original: kNN after finetune equals kNN alone;
   * resume: a run killed (SIGKILL) after an epoch's state was written, run again with the same
     command, continues after that epoch and ends bit-identical to the uninterrupted run (loss
-    per epoch, top-1, exported weights); a finished run scores its state without training;
+    per epoch, top-1, exported weights); a finished run scores its state without training; a
+    state that does not read is set aside with a warning and the run starts afresh;
   * --subset trains on that % per class.
 """
 import json
@@ -128,6 +129,16 @@ with tempfile.TemporaryDirectory() as tmp:
     check("a finished run is scored from its state without training",
           again["resumed_after_epoch"] == EPOCHS and again["top1"] == ft["top1"]
           and "finetune epoch" not in done.stderr, done.stderr[-400:])
+
+    # A state that does not read (here: cut short) costs its epochs, not the evaluation.
+    c = tmp / "c"
+    (c / "finetune").mkdir(parents=True)
+    (c / "finetune" / "state.safetensors").write_bytes(state.read_bytes()[:300])
+    done = run(*student, "--protocol", "finetune", *recipe, "--out", c)
+    fresh = results(c)["finetune"]
+    check("a state that does not read: a warning, then the whole run, as uninterrupted",
+          "ignoring the unreadable state" in done.stderr and fresh["resumed_after_epoch"] == 0
+          and fresh["loss_per_epoch"] == ft["loss_per_epoch"] and fresh["top1"] == ft["top1"], done.stderr[-600:])
 
     # Semi-supervised: 25% of 16 per class.
     run(*student, "--protocol", "finetune", "--subset", 25, "--finetune-epochs", 2, "--finetune-batch", 8,
