@@ -386,6 +386,13 @@ models::NamedTensors reference_state(const std::string& arch) {
 }  // namespace
 
 bool from_any_layout(const std::string& arch, models::NamedTensors& tensors, Layout& layout) {
+  // torchvision's stem convolution, a name no other layout gives: no reference student needed.
+  const std::string stem = models::architecture(arch).family == "resnet" ? "conv1.weight" : "features.0.0.weight";
+  for (const auto& entry : tensors)
+    if (entry.first == stem) {
+      layout = Layout::kTorchvision;
+      return true;
+    }
   const auto reference = reference_state(arch);
   const std::vector<std::string> keys = key_names(reference);
   const std::set<std::string> own(keys.begin(), keys.end());
