@@ -159,7 +159,9 @@ void add_bench_command(CLI::App& app, Commands& commands) {
   auto* train = bench->add_subcommand(
       "train", "Training steps on synthetic images with a run's teacher, student, method and "
                "optimiser: images/s and the step split into teacher forward, student forward + "
-               "backward, bank update and optimiser");
+               "backward, bank update and optimiser. With --set teacher.cache=DIR (a folder "
+               "written by lgd reinforce) the step reads cached embeddings instead of running "
+               "the teacher, as lgd train does");
   train->add_option("--config", tb->options.args.config, "Run config (YAML)")->required()->check(CLI::ExistingFile);
   train->add_option("--set", tb->options.args.overrides, "Override a key: --set data.batch_size=64");
   train->add_option("--steps", tb->options.steps, "Timed steps")->capture_default_str()->check(CLI::PositiveNumber);
@@ -176,22 +178,24 @@ void add_bench_command(CLI::App& app, Commands& commands) {
     const auto r = engine::bench_train(tb->options);
     if (tb->json) {
       std::printf("{\"impl\": \"lgd\", \"device\": \"%s\", \"arch\": \"%s\", \"method\": \"%s\", "
-                  "\"teacher\": \"%s\", \"amp\": \"%s\", \"photometric\": \"%s\", \"channels_last\": %s, "
+                  "\"teacher\": \"%s\", \"keys\": \"%s\", \"amp\": \"%s\", \"photometric\": \"%s\", \"channels_last\": %s, "
                   "\"batch\": %lld, \"image_size\": %lld, \"threads\": %lld, "
                   "\"steps\": %lld, \"step_ms\": %.3f, \"images_per_s\": %.2f, \"teacher_ms\": %.3f, "
                   "\"student_ms\": %.3f, \"update_ms\": %.3f, \"optimizer_ms\": %.3f}\n",
                   r.device.c_str(), r.arch.c_str(), r.method.c_str(), r.teacher.c_str(),
-                  r.amp.c_str(), r.photometric.c_str(), r.channels_last ? "true" : "false",
+                  r.keys.c_str(), r.amp.c_str(), r.photometric.c_str(), r.channels_last ? "true" : "false",
                   static_cast<long long>(r.batch), static_cast<long long>(r.image_size),
                   static_cast<long long>(r.threads), static_cast<long long>(r.steps), r.step_ms,
                   r.images_per_s, r.teacher_ms, r.student_ms, r.update_ms, r.optimizer_ms);
     } else {
-      std::printf("train step, %s + %s teacher, %s, batch %lld at %lld px on %s (%lld threads, "
+      std::printf("train step, %s + %s teacher (%s), %s, batch %lld at %lld px on %s (%lld threads, "
                   "autocast %s, %s, colour work %s):\n"
                   "  %.1f ms/step, %.1f images/s\n"
                   "  split (synchronised): teacher %.1f ms, student fwd+bwd %.1f ms, bank update "
                   "%.2f ms, optimiser %.1f ms\n",
-                  r.arch.c_str(), r.teacher.c_str(), r.method.c_str(), static_cast<long long>(r.batch),
+                  r.arch.c_str(), r.teacher.c_str(),
+                  r.keys == "cache" ? "embeddings from teacher.cache" : "forward every step", r.method.c_str(),
+                  static_cast<long long>(r.batch),
                   static_cast<long long>(r.image_size), r.device.c_str(),
                   static_cast<long long>(r.threads), r.amp.c_str(),
                   r.channels_last ? "channels_last" : "contiguous",

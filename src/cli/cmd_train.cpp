@@ -9,9 +9,7 @@
 #include "lgd/engine/trainer.h"
 
 namespace lgd::cli {
-namespace {
 
-// This process's arguments (from /proc/self/cmdline) without the program name and --nproc.
 std::vector<std::string> arguments_without_nproc() {
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
   const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -35,8 +33,6 @@ std::vector<std::string> arguments_without_nproc() {
   }
   return out;
 }
-
-}  // namespace
 
 void add_train_command(CLI::App& app, Commands& commands) {
   auto a = std::make_shared<engine::TrainArgs>();

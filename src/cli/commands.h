@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace lgd::cli {
@@ -59,6 +60,10 @@ inline CLI::Validator finite_non_negative() {
       "finite >= 0");
 }
 
+// This process's arguments (from /proc/self/cmdline) without the program name and --nproc:
+// what `--nproc N` starts N workers with.
+std::vector<std::string> arguments_without_nproc();
+
 void add_info_command(CLI::App& app, Commands& commands);
 void add_config_command(CLI::App& app, Commands& commands);
 void add_export_command(CLI::App& app, Commands& commands);
@@ -66,6 +71,7 @@ void add_tokenize_command(CLI::App& app, Commands& commands);
 void add_bank_command(CLI::App& app, Commands& commands);
 void add_bench_command(CLI::App& app, Commands& commands);
 void add_train_command(CLI::App& app, Commands& commands);
+void add_reinforce_command(CLI::App& app, Commands& commands);
 void add_eval_command(CLI::App& app, Commands& commands);
 
 }  // namespace lgd::cli

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
 
   lgd::cli::Commands commands;
   lgd::cli::add_train_command(app, commands);
+  lgd::cli::add_reinforce_command(app, commands);
   lgd::cli::add_eval_command(app, commands);
   lgd::cli::add_info_command(app, commands);
   lgd::cli::add_config_command(app, commands);

@@ -13,7 +13,8 @@ FieldSet describe(RunConfig& c) {
   FieldSet f;
   f.add("run.name", &c.run.name, "Run name; empty means the config file's name without extension.");
   f.add("run.output_dir", &c.run.output_dir, "Parent folder of run directories.");
-  f.add("run.seed", &c.run.seed, "Seed of every random draw of the run.").at_least(0);
+  f.add("run.seed", &c.run.seed, "Seed of every random draw of the run: the student's initialisation, the step's "
+        "generator (stochastic depth) and, unless data.seed is set, the data.").at_least(0);
   f.add("run.device", &c.run.device, "Where to train; auto picks CUDA when present.")
       .one_of({"auto", "cpu", "cuda"});
   f.add("run.threads", &c.run.threads, "Intra-op CPU threads; 0 uses all cores.").range(0, 1024);
@@ -35,6 +36,11 @@ FieldSet describe(RunConfig& c) {
         "CUDA: run the image encoder's forward on a second CUDA stream while the student's "
         "forward runs on the training stream; the loss waits for both. Same results as without "
         "it. No effect on a CPU. Off by default: not yet measured on a GPU.");
+  f.add("teacher.cache", &c.teacher.cache,
+        "A folder written by `lgd reinforce`: epoch e takes the teacher's embeddings of its "
+        "views from view e mod K of the cache instead of running the image encoder, and the "
+        "loader draws the views of epoch e mod K. Refused when the cache was made for another "
+        "teacher, dataset, image size, view or data.seed. Empty: the teacher runs every step.");
 
   f.add("data.dataset", &c.data.dataset, "Dataset format.")
       .one_of({"image_folder", "file_list", "idx", "cifar"});
@@ -84,6 +90,11 @@ FieldSet describe(RunConfig& c) {
         "flip; each sample draws the same parameters either way. auto: device on CUDA, host "
         "on a CPU.")
       .one_of({"auto", "host", "device"});
+  f.add("data.seed", &c.data.seed,
+        "Seed of the sample order, the views and the bad-sample replacements; -1 takes "
+        "run.seed. Set it apart from run.seed to keep the data (and a teacher.cache made "
+        "for it) while changing the student's initialisation.")
+      .at_least(-1);
 
   f.add("bank.file", &c.bank.file,
         "A TSB written by `lgd bank build`; empty builds it from the teacher at start.");

@@ -20,7 +20,7 @@ namespace {
 constexpr int kMaxReplacementAttempts = 100;
 
 struct PendingBatch {
-  torch::Tensor images, labels, indices, photometric;
+  torch::Tensor images, labels, indices, sampled, photometric;
   std::int64_t size = 0;
   std::int64_t filled = 0;
   std::int64_t bad = 0;
@@ -146,12 +146,13 @@ struct Loader::State {
         entry->images = image_buffer(entry->size, S);
         entry->labels = torch::empty({entry->size}, torch::kInt64);
         entry->indices = torch::empty({entry->size}, torch::kInt64);
+        entry->sampled = torch::empty({entry->size}, torch::kInt64);
         if (transform.options().photometric_on_device)
           entry->photometric = torch::empty({entry->size, kPhotometricParams}, torch::kFloat32);
       }
       const std::shared_ptr<PendingBatch> batch = entry;
       const std::int64_t index = order[slot];
-      const std::int64_t ep = epoch;
+      const std::int64_t ep = options.view_cycle > 0 ? epoch % options.view_cycle : epoch;
       lock.unlock();
 
       std::exception_ptr failure;
@@ -165,6 +166,7 @@ struct Loader::State {
                         : nullptr);
         batch->labels.data_ptr<std::int64_t>()[pos] = label;
         batch->indices.data_ptr<std::int64_t>()[pos] = used;
+        batch->sampled.data_ptr<std::int64_t>()[pos] = index;
       } catch (const Error&) {
         failure = std::current_exception();
       } catch (const std::exception& e) {
@@ -300,6 +302,7 @@ std::optional<Batch> Loader::next() {
   batch.images = entry->images;
   batch.labels = entry->labels;
   batch.indices = entry->indices;
+  batch.sampled = entry->sampled;
   batch.photometric = entry->photometric;
   batch.epoch = s.epoch;
   batch.step = s.first_batch + b;

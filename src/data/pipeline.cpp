@@ -48,7 +48,7 @@ LoaderOptions loader_options(const config::RunConfig& cfg, bool training) {
   LoaderOptions o;
   o.batch_size = cfg.data.batch_size;
   o.workers = static_cast<int>(cfg.data.workers);
-  o.seed = static_cast<std::uint64_t>(cfg.run.seed);
+  o.seed = static_cast<std::uint64_t>(config::data_seed(cfg));
   o.shuffle = training;
   o.drop_last = training;
   o.max_bad_fraction = cfg.data.max_bad_fraction;

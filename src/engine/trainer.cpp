@@ -1,5 +1,6 @@
 #include "lgd/engine/trainer.h"
 
+#include "stop_signals.h"
 #include "trainer_state.h"
 
 #include <c10/core/StreamGuard.h>
@@ -62,38 +63,12 @@ std::uint64_t step_seed(std::uint64_t seed, std::int64_t step, std::int64_t rank
 }
 
 
-// SIGINT / SIGTERM set a flag that the training loop checks after every step. The handler is
-// installed once per run and resets itself, so a second signal ends the process at once.
-std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
-
-class StopSignals {
- public:
-  StopSignals() {
-    g_stop_signal.store(0);
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~StopSignals() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-  static int pending() { return g_stop_signal.load(); }
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
-};
-
 }  // namespace
 
 namespace detail {
 
 bool TrainerState::forward_backward(const torch::Tensor& x, distill::LossParts& parts, torch::Tensor& keys, Phases* phases,
-                                    torch::Tensor* finite) {
+                                    torch::Tensor* finite, const torch::Tensor& cached) {
   auto mark = [&](double& slot) {
     if (!phases) return;
     if (cuda) torch::cuda::synchronize(device.index());
@@ -103,7 +78,9 @@ bool TrainerState::forward_backward(const torch::Tensor& x, distill::LossParts& 
   };
   torch::Tensor t;
   std::optional<c10::Event> teacher_done;
-  {
+  if (cached.defined()) {
+    t = cached;
+  } else {
     torch::NoGradGuard no_grad;
     if (teacher_stream) {
       // teacher.overlap: the teacher's stream starts where the training stream is (the batch
@@ -303,6 +280,7 @@ std::pair<double, double> TrainerState::validate() {
 }  // namespace detail
 
 using detail::Phases;
+using detail::StopSignals;
 
 Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::TrainerState>()) {
   auto& m = *impl_;
@@ -473,7 +451,8 @@ int Trainer::run() {
         torch::Tensor t, micro_finite;
         const auto x = m.model_input(batch->images, batch->photometric);
         if (m.deferred) m.hold_until_copied(batch->images);
-        if (!m.forward_backward(x, parts, t, nullptr, m.deferred ? &micro_finite : nullptr)) {
+        const auto cached = m.cache ? m.cached_keys(*batch) : torch::Tensor();
+        if (!m.forward_backward(x, parts, t, nullptr, m.deferred ? &micro_finite : nullptr, cached)) {
           finite = false;
           continue;
         }
@@ -687,6 +666,15 @@ BenchTrainResult bench_train(const BenchTrainOptions& options) {
       data::photometric_params(draw, photometric.data_ptr<float>() + i * data::kPhotometricParams);
     }
   }
+  // teacher.cache: the step takes B cached embeddings (view 0 of images 0..B-1) in place of
+  // the teacher's forward, as a training step does; the images only reach the student.
+  if (!cfg.teacher.cache.empty()) {
+    m.cache = EmbeddingCache::open(cfg.teacher.cache);
+    if (m.cache->dim() != m.teacher->manifest().embed_dim)
+      throw ConfigError(m.where("teacher.cache") + ": teacher.cache: " + cfg.teacher.cache + " holds embeddings of width " +
+                        std::to_string(m.cache->dim()) + ", the teacher " + m.teacher->manifest().name + " embeds in " +
+                        std::to_string(m.teacher->manifest().embed_dim));
+  }
   ScheduleOptions so;
   so.base_lr = cfg.optim.lr;
   so.global_batch = B;
@@ -696,7 +684,8 @@ BenchTrainResult bench_train(const BenchTrainOptions& options) {
     if (phases) phases->last = Clock::now();
     distill::LossParts parts;
     torch::Tensor keys;
-    const bool ok = m.forward_backward(m.model_input(images, photometric), parts, keys, phases);
+    const bool ok = m.forward_backward(m.model_input(images, photometric), parts, keys, phases, nullptr,
+                                       m.cache ? m.cache->rows(0, torch::arange(B, torch::kInt64).remainder(m.cache->size())).to(m.device) : torch::Tensor());
     m.grad_sync->finish();
     if (ok) {
       m.update_method({keys}, parts.classes.defined() ? std::vector<torch::Tensor>{parts.classes}
@@ -730,6 +719,7 @@ BenchTrainResult bench_train(const BenchTrainOptions& options) {
   r.arch = cfg.student.arch;
   r.method = cfg.method.name;
   r.teacher = m.teacher->manifest().name;
+  r.keys = m.cache ? "cache" : "teacher";
   r.amp = m.cuda && m.autocast ? cfg.train.amp : "off";
   r.photometric = photometric.defined() ? "device" : m.view.view == data::View::kMocoV2 ? "host" : "none";
   r.channels_last = m.channels_last;

@@ -18,7 +18,10 @@ std::map<std::string, std::string> TrainerState::identity() const {
           {"batch_size", std::to_string(cfg.data.batch_size)},
           {"accumulate", std::to_string(cfg.optim.accumulate)},
           {"world_size", std::to_string(collective->world_size())},
-          {"seed", std::to_string(cfg.run.seed)}};
+          {"seed", std::to_string(cfg.run.seed)},
+          {"data_seed", std::to_string(config::data_seed(cfg))},
+          // The epoch -> view mapping of the loader (0: every epoch its own views).
+          {"cache_views", std::to_string(cache ? cache->views() : 0)}};
 }
 
 Checkpoint TrainerState::make_checkpoint() const {
@@ -46,7 +49,7 @@ Checkpoint TrainerState::make_checkpoint() const {
   c.meta["image_mean"] = joined(teacher->manifest().image.mean);
   c.meta["image_std"] = joined(teacher->manifest().image.std);
   c.meta["config"] = config::to_yaml(cfg);
-  c.meta["rng"] = "global generator reseeded from (run.seed, step); data draws from (run.seed, epoch, index)";
+  c.meta["rng"] = "global generator reseeded from (run.seed, step); data draws from (data.seed, epoch, index)";
   return c;
 }
 
@@ -110,11 +113,19 @@ void TrainerState::save(bool periodic) {
 
 void TrainerState::resume_from(const std::string& path) {
   const Checkpoint c = load_checkpoint(path);
+  // Checkpoints written before data.seed and teacher.cache existed mean run.seed and no cache.
+  const std::map<std::string, std::string> implied{{"data_seed", c.meta.count("seed") ? c.meta.at("seed") : ""},
+                                                   {"cache_views", "0"}};
   for (const auto& [key, value] : identity()) {
-    const auto it = c.meta.find(key);
-    if (it == c.meta.end()) throw IoError(path + ": checkpoint has no '" + key + "' entry");
-    if (it->second != value)
-      throw ConfigError(path + ": checkpoint was made with " + key + " = " + it->second +
+    std::string had;
+    if (const auto it = c.meta.find(key); it != c.meta.end())
+      had = it->second;
+    else if (const auto old = implied.find(key); old != implied.end())
+      had = old->second;
+    else
+      throw IoError(path + ": checkpoint has no '" + key + "' entry");
+    if (had != value)
+      throw ConfigError(path + ": checkpoint was made with " + key + " = " + had +
                         ", the config gives " + value +
                         " (a resumed run cannot change this; use a new run.name to start over)");
   }

@@ -229,6 +229,8 @@ void TrainerState::setup_data() {
   lo.shards_per_rank = cfg.optim.accumulate;
   view = data::view_options(cfg.data);
   view.photometric_on_device = view.view == data::View::kMocoV2 && data::photometric_on_device(cfg.data, device);
+  open_cache();
+  if (cache) lo.view_cycle = cache->views();
   loader = std::make_unique<data::Loader>(dataset, data::Transform(view), lo);
   steps_per_epoch = loader->batches_per_epoch() / cfg.optim.accumulate;
   if (steps_per_epoch < 1)
@@ -247,6 +249,31 @@ void TrainerState::setup_data() {
   so.warmup_epochs = cfg.optim.warmup_epochs;
   so.reference = cfg.optim.schedule == "reference";
   schedule = std::make_unique<CosineSchedule>(so);
+}
+
+void TrainerState::open_cache() {
+  if (cfg.teacher.cache.empty()) return;
+  try {
+    cache = EmbeddingCache::open(cfg.teacher.cache);
+  } catch (const IoError& e) {
+    throw IoError(where("teacher.cache") + ": teacher.cache: " + e.what());
+  }
+  const auto diff =
+      first_difference(cache->fields(), cache_fields(cfg, *teacher, *dataset, view.photometric_on_device));
+  if (!diff.empty())
+    throw ConfigError(where("teacher.cache") + ": teacher.cache: " + cfg.teacher.cache +
+                      " was made for another run (" + diff + ")");
+  const std::int64_t K = cache->views();
+  spdlog::info("[train] teacher embeddings from {} ({} views, {}): epoch e takes view e mod {}{}", cache->dir(), K,
+               cache->dtype(), K,
+               K < cfg.optim.epochs ? fmt::format("; the {} epochs see each view up to {} times", cfg.optim.epochs,
+                                                  (cfg.optim.epochs + K - 1) / K)
+                                    : std::string());
+}
+
+torch::Tensor TrainerState::cached_keys(const data::Batch& batch) const {
+  const auto rows = cache->rows(batch.epoch % cache->views(), batch.sampled);
+  return rows.to(device, /*non_blocking=*/false);
 }
 
 }  // namespace lgd::engine::detail

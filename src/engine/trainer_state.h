@@ -27,6 +27,7 @@
 #include "lgd/distill/method.h"
 #include "lgd/distill/teacher.h"
 #include "lgd/engine/checkpoint.h"
+#include "lgd/engine/embedding_cache.h"
 #include "lgd/engine/metrics.h"
 #include "lgd/engine/schedule.h"
 #include "lgd/engine/sgd.h"
@@ -90,6 +91,8 @@ struct TrainerState {
 
   std::shared_ptr<const data::Dataset> dataset;
   std::unique_ptr<data::Loader> loader;
+  // teacher.cache: the teacher's embeddings of every view, read instead of its forward.
+  std::unique_ptr<EmbeddingCache> cache;
   data::ViewOptions view;  // the training view (photometric_on_device: its colour work here)
   std::unique_ptr<CosineSchedule> schedule;
   std::int64_t steps_per_epoch = 0, total_steps = 0, global_batch = 0;
@@ -146,6 +149,12 @@ struct TrainerState {
 
   void setup_data();
 
+  // teacher.cache: opens the cache and refuses one made for another run.
+  void open_cache();
+
+  // teacher.cache: the cached embeddings of a batch's views, on the device.
+  torch::Tensor cached_keys(const data::Batch& batch) const;
+
   // ---- checkpoints ----
 
   std::map<std::string, std::string> identity() const;
@@ -166,12 +175,13 @@ struct TrainerState {
   // ---- the step ----
 
   // Forward both models on x, the loss, and backward; `keys` gets the teacher's normalised
-  // embeddings for the method's update after the step's last micro-batch. Per-step checks
+  // embeddings for the method's update after the step's last micro-batch: `cached` when
+  // defined (teacher.cache; the teacher does not run), else the teacher's forward on x. Per-step checks
   // (finite == nullptr): the loss is read on the host first and a non-finite one returns
   // false with nothing changed. Deferred (finite != nullptr): no host read; *finite gets the
   // loss's finiteness as a 0-dim bool on the device and backward always runs.
   bool forward_backward(const torch::Tensor& x, distill::LossParts& parts, torch::Tensor& keys, Phases* phases,
-                        torch::Tensor* finite = nullptr);
+                        torch::Tensor* finite = nullptr, const torch::Tensor& cached = {});
 
   // The method's update (VSB / queue) with the keys of the whole global batch, in the order
   // rank 0's micro-batches, rank 1's, ..., the same on every rank; `apply` as in

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "evaluation.h"
+#include "lgd/core/digest.h"
 #include "lgd/core/errors.h"
 #include "lgd/core/file_io.h"
 #include "lgd/core/logging.h"
@@ -15,54 +16,21 @@
 
 namespace lgd::eval {
 namespace fs = std::filesystem;
-namespace {
-
-// FNV-1a, 64 bit.
-struct Hasher {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  void bytes(const void* data, std::size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ULL;
-  }
-  void text(const std::string& s) { bytes(s.data(), s.size() + 1); }
-};
-
-}  // namespace
 
 std::uint64_t state_digest(const torch::nn::Module& module) {
-  Hasher hasher;
+  Digest d;
   for (const auto& [name, tensor] : models::state_dict(module)) {
-    hasher.text(name);
+    d.text(name);
     const auto t = tensor.detach().to(torch::kCPU).contiguous();
-    for (auto s : t.sizes()) hasher.bytes(&s, sizeof s);
-    // Word-wise over the values (byte-wise FNV is slow for ~10^7 floats).
-    const auto n = static_cast<std::size_t>(t.numel()) * t.element_size();
-    const auto* p = static_cast<const unsigned char*>(t.data_ptr());
-    std::uint64_t acc = hasher.h;
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      std::uint64_t w;
-      std::memcpy(&w, p + i, 8);
-      acc = (acc ^ w) * 0x100000001b3ULL;
-      acc ^= acc >> 29;
-    }
-    hasher.h = acc;
-    hasher.bytes(p + i, n - i);
+    for (auto s : t.sizes()) d.value(s);
+    d.words(t.data_ptr(), static_cast<std::size_t>(t.numel()) * t.element_size());
   }
-  return hasher.h;
+  return d.get();
 }
 
-std::string hex(std::uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
+std::string hex(std::uint64_t v) { return hex64(v); }
 
-std::uint64_t text_digest(const std::string& text) {
-  Hasher h;
-  h.text(text);
-  return h.h;
-}
+std::uint64_t text_digest(const std::string& text) { return Digest().text(text).get(); }
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 

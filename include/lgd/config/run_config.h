@@ -27,6 +27,7 @@ struct TeacherSection {
   std::string bundle;  // teacher bundle directory (lgd_teacher.yaml inside)
   bool freeze = false;  // image encoder frozen as torch.jit.freeze does (BatchNorm folded)
   bool overlap = false;  // CUDA: image encoder on its own stream, beside the student's forward
+  std::string cache;     // a folder written by `lgd reinforce`: cached embeddings replace the forward
 };
 
 struct DataSection {
@@ -55,6 +56,7 @@ struct DataSection {
   double flip_p = 0.5;
   bool jpeg_reduce = true;
   std::string photometric = "auto";  // auto (device on CUDA, host on CPU) | host | device
+  std::int64_t seed = -1;  // seed of the sample order and views; -1: run.seed
 };
 
 struct BankSection {
@@ -120,6 +122,9 @@ struct RunConfig {
   TrainSection train;
   DistSection dist;
 };
+
+// The seed of the run's sample order and views: data.seed, or run.seed when it is -1.
+inline std::int64_t data_seed(const RunConfig& c) { return c.data.seed >= 0 ? c.data.seed : c.run.seed; }
 
 // The declarations of every key, bound to the members of `cfg`.
 FieldSet describe(RunConfig& cfg);

@@ -39,12 +39,18 @@ struct LoaderOptions {
   int prefetch_batches = 0;  // batches decoded ahead; 0: max(2, workers / 4 + 2)
   bool pin_memory = false;   // honoured when CUDA is available
   double max_bad_fraction = 0.01;
+  // > 0: epoch e draws its views (and bad-sample replacements) as epoch e mod view_cycle
+  // does, in epoch e's sample order: the views a teacher.cache of view_cycle views holds.
+  std::int64_t view_cycle = 0;
 };
 
 struct Batch {
   at::Tensor images;   // uint8 [B, S, S, 3]
   at::Tensor labels;   // int64 [B]
   at::Tensor indices;  // int64 [B]: the dataset index each row was made from
+  // int64 [B]: the dataset index the sampler chose for each row (differs from `indices`
+  // where an unreadable sample was replaced); the row is a function of (seed, epoch, it).
+  at::Tensor sampled;
   // float [B, kPhotometricParams] on the host when the view leaves its colour jitter,
   // grayscale and blur to the device (ViewOptions::photometric_on_device); else undefined.
   at::Tensor photometric;

@@ -55,6 +55,7 @@ struct BenchTrainOptions {
 
 struct BenchTrainResult {
   std::string device, arch, method, teacher;
+  std::string keys = "teacher";  // teacher (its forward in every step) | cache (teacher.cache)
   std::string amp;          // off | bf16 | fp16: the autocast the step ran under
   std::string photometric;  // device | host (the colour work not in the step) | none
   bool channels_last = false;  // the layout the step ran in (train.channels_last, as applied)
