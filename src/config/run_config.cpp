@@ -41,6 +41,11 @@ FieldSet describe(RunConfig& c) {
         "views from view e mod K of the cache instead of running the image encoder, and the "
         "loader draws the views of epoch e mod K. Refused when the cache was made for another "
         "teacher, dataset, image size, view or data.seed. Empty: the teacher runs every step.");
+  f.add("teacher.cache_views", &c.teacher.cache_views,
+        "K: use the first K views of teacher.cache (epoch e takes view e mod K); 0 uses all of "
+        "them. View k is the same in every cache of the same run, so one cache of many views "
+        "serves every smaller K.")
+      .range(0, 100000);
 
   f.add("data.dataset", &c.data.dataset, "Dataset format.")
       .one_of({"image_folder", "file_list", "idx", "cifar"});

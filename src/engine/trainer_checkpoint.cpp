@@ -21,7 +21,7 @@ std::map<std::string, std::string> TrainerState::identity() const {
           {"seed", std::to_string(cfg.run.seed)},
           {"data_seed", std::to_string(config::data_seed(cfg))},
           // The epoch -> view mapping of the loader (0: every epoch its own views).
-          {"cache_views", std::to_string(cache ? cache->views() : 0)}};
+          {"cache_views", std::to_string(cache ? cache_views : 0)}};
 }
 
 Checkpoint TrainerState::make_checkpoint() const {

@@ -230,7 +230,7 @@ void TrainerState::setup_data() {
   view = data::view_options(cfg.data);
   view.photometric_on_device = view.view == data::View::kMocoV2 && data::photometric_on_device(cfg.data, device);
   open_cache();
-  if (cache) lo.view_cycle = cache->views();
+  if (cache) lo.view_cycle = cache_views;
   loader = std::make_unique<data::Loader>(dataset, data::Transform(view), lo);
   steps_per_epoch = loader->batches_per_epoch() / cfg.optim.accumulate;
   if (steps_per_epoch < 1)
@@ -263,16 +263,19 @@ void TrainerState::open_cache() {
   if (!diff.empty())
     throw ConfigError(where("teacher.cache") + ": teacher.cache: " + cfg.teacher.cache +
                       " was made for another run (" + diff + ")");
-  const std::int64_t K = cache->views();
-  spdlog::info("[train] teacher embeddings from {} ({} views, {}): epoch e takes view e mod {}{}", cache->dir(), K,
-               cache->dtype(), K,
+  if (cfg.teacher.cache_views > cache->views())
+    throw ConfigError(where("teacher.cache_views") + ": teacher.cache_views: " + std::to_string(cfg.teacher.cache_views) +
+                      ", but " + cache->dir() + " holds " + std::to_string(cache->views()) + " views");
+  const std::int64_t K = cache_views = cfg.teacher.cache_views > 0 ? cfg.teacher.cache_views : cache->views();
+  spdlog::info("[train] teacher embeddings from {} ({} of its {} views, {}): epoch e takes view e mod {}{}",
+               cache->dir(), K, cache->views(), cache->dtype(), K,
                K < cfg.optim.epochs ? fmt::format("; the {} epochs see each view up to {} times", cfg.optim.epochs,
                                                   (cfg.optim.epochs + K - 1) / K)
                                     : std::string());
 }
 
 torch::Tensor TrainerState::cached_keys(const data::Batch& batch) const {
-  const auto rows = cache->rows(batch.epoch % cache->views(), batch.sampled);
+  const auto rows = cache->rows(batch.epoch % cache_views, batch.sampled);
   return rows.to(device, /*non_blocking=*/false);
 }
 

@@ -93,6 +93,7 @@ struct TrainerState {
   std::unique_ptr<data::Loader> loader;
   // teacher.cache: the teacher's embeddings of every view, read instead of its forward.
   std::unique_ptr<EmbeddingCache> cache;
+  std::int64_t cache_views = 0;  // K: epoch e reads view e mod K (teacher.cache_views, else all)
   data::ViewOptions view;  // the training view (photometric_on_device: its colour work here)
   std::unique_ptr<CosineSchedule> schedule;
   std::int64_t steps_per_epoch = 0, total_steps = 0, global_batch = 0;

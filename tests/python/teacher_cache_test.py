@@ -171,7 +171,7 @@ train: {{log_every: 1, checkpoint_every: 0}}
     l32 = [r["loss"] for r in losses(runs / "plain") if "loss" in r]
     l16 = [r["loss"] for r in losses(runs / "half") if "loss" in r]
     move = max(abs(x - y) / abs(x) for x, y in zip(l32, l16))
-    check("a float16 cache moves the loss by little", 0 < move < 1e-2, f"largest relative loss difference {move:.3g}")
+    check("a float16 cache moves the loss by little", 0 < move < 5e-2, f"largest relative loss difference {move:.3g}")
 
     # 3. Refusals.
     def refused(name, args, field, code=2):
@@ -200,6 +200,15 @@ train: {{log_every: 1, checkpoint_every: 0}}
     check("refused: resuming with a cache of another K", done.returncode == 2 and "cache_views" in line, line)
     done = run(LGD, "train", "--config", config, "--set", "run.name=k1", "--set", f"teacher.cache={c1}")
     check("K = 1 < epochs trains (each view seen 3 times)", "up to 3 times" in done.stderr)
+    done = run(LGD, "train", "--config", config, "--set", "run.name=k1_of_3", "--set", f"teacher.cache={c32}",
+               "--set", "teacher.cache_views=1")
+    check("teacher.cache_views=1 of a 3-view cache trains as the 1-view cache does",
+          (runs / "k1_of_3" / "student.pth").read_bytes() == (runs / "k1" / "student.pth").read_bytes())
+    done = run(LGD, "train", "--config", config, "--set", "run.name=k4_of_3", "--set", f"teacher.cache={c32}",
+               "--set", "teacher.cache_views=4", check_rc=False)
+    line = one_error_line(done)
+    check("refused: teacher.cache_views beyond the cache", done.returncode == 2 and "teacher.cache_views" in line
+          and "holds 3 views" in line, line)
 
     # 4. Resume of an interrupted lgd reinforce: a bigger, slower set.
     big = tmp / "big"

@@ -28,6 +28,7 @@ struct TeacherSection {
   bool freeze = false;  // image encoder frozen as torch.jit.freeze does (BatchNorm folded)
   bool overlap = false;  // CUDA: image encoder on its own stream, beside the student's forward
   std::string cache;     // a folder written by `lgd reinforce`: cached embeddings replace the forward
+  std::int64_t cache_views = 0;  // use the cache's first K views; 0: all of them
 };
 
 struct DataSection {
