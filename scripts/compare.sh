@@ -8,7 +8,9 @@
 # every seed's numbers) and docs/results/fmnist_val_zero_shot.png (validation zero-shot
 # accuracy over training), and prints the table. Each student (and the random init) is also
 # fine-tuned end to end on the same labelled subset (lgd eval --protocol finetune, the recipe in
-# $finetune_args), a separate evaluation folder per student and seed.
+# $finetune_args), a separate evaluation folder per student and seed. The methods of a seed
+# share one teacher cache (lgd reinforce --dtype float32: the teacher runs once per seed, and
+# each run is bit-identical to one without the cache).
 #
 #   scripts/compare.sh                  3 seeds (about an hour on 2 cores; builds lgd first)
 #   LGD_COMPARE_SEEDS="0 1 2 3 4"       other seeds
@@ -38,7 +40,8 @@ case "$mode" in
     seeds=${LGD_COMPARE_SEEDS:-0 1}
     teacher=$out/teacher
     teacher_args=(--epochs 1 --limit 1024)
-    train_args=(--set train.max_steps=4 --set data.batch_size=32 --set train.val_every=0
+    # Trained on the 10,000 test images, so that the teacher cache is made in seconds.
+    train_args=(--set train.max_steps=4 --set data.batch_size=32 --set data.split=test --set train.val_every=0
                 --set train.val_every_steps=2 --set train.val_limit=1000 --set train.log_every=1)
     eval_args=(--subset 1)
     finetune_args=(--finetune-epochs 1 --finetune-batch 64 --finetune-lr 0.05 --finetune-head-lr 0.05) ;;
@@ -63,17 +66,25 @@ declare -A overrides=(
 )
 
 for s in $seeds; do
+  # One teacher cache per seed serves every method: the teacher runs once over the epoch's
+  # views (float32, so each run is bit-identical to one without the cache).
+  cache="$out/cache_s$s"
+  common=(--config configs/demo/fashion_mnist_lgd.yaml --set run.seed="$s" --set run.threads="$threads"
+          --set teacher.bundle="$teacher" --set data.root="$FMNIST" "${train_args[@]}")
   for m in "${methods[@]}"; do
     run="$out/${m}_s$s"
     if [ -f "$run/student.pth" ]; then
       step "$m, seed $s: trained already ($run)"
     else
+      if [ ! -f "$cache/manifest.json" ]; then
+        step "seed $s: lgd reinforce (the teacher's embeddings of the epoch's views, for every method)"
+        "$LGD" reinforce "${common[@]}" --views 1 --dtype float32 --out "$cache"
+      fi
       step "$m, seed $s: lgd train (${overrides[$m]})"
       sets=()
       for kv in ${overrides[$m]}; do sets+=(--set "$kv"); done
-      "$LGD" train --config configs/demo/fashion_mnist_lgd.yaml --set run.output_dir="$out" \
-        --set run.name="${m}_s$s" --set run.seed="$s" --set run.threads="$threads" \
-        --set teacher.bundle="$teacher" --set data.root="$FMNIST" "${sets[@]}" "${train_args[@]}"
+      "$LGD" train "${common[@]}" --set run.output_dir="$out" --set run.name="${m}_s$s" \
+        --set teacher.cache="$cache" "${sets[@]}"
     fi
     if [ ! -f "$out/eval_${m}_s$s/results.json" ]; then
       step "$m, seed $s: lgd eval (linear-fast, kNN, zero-shot)"

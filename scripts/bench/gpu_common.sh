@@ -18,3 +18,14 @@ bench_teacher() {
   [ -f "$bundle/lgd_teacher.yaml" ] || "$PY" scripts/bench/make_teacher.py "$bundle" "${args[@]}" --image-size 224 >/dev/null
   echo "$bundle"
 }
+
+# bench_cache NAME BUNDLE: prints the folder of a teacher cache (lgd reinforce, 1 view) of
+# BUNDLE over 256 ImageNet-like 224 px images; made when absent. lgd bench train --set
+# teacher.cache=... reads its rows in place of the teacher's forward.
+bench_cache() {
+  local dir=/tmp/lgd-bench-cache-$1 images=/tmp/lgd-bench-images-256
+  [ -d "$images" ] || "$PY" scripts/bench/make_image_folder.py "$images" --classes 4 --per-class 64 >/dev/null
+  [ -f "$dir/manifest.json" ] || "$LGD" --log-level warn reinforce --config configs/bench/train_gpu.yaml \
+    --set teacher.bundle="$2" --set data.root="$images" --views 1 --out "$dir" >&2
+  echo "$dir"
+}

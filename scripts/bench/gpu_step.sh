@@ -10,7 +10,8 @@
 # "amp:photometric[:key=value,...]", the optional part being more --set overrides, which each
 # JSON line then carries as "overrides"; default "fp16:auto bf16:auto fp16:host
 # fp16:host:train.channels_last=false fp16:host:teacher.freeze=true fp16:host:teacher.overlap=true
-# fp16:host:teacher.freeze=true,teacher.overlap=true"), REFERENCE (1: also
+# fp16:host:teacher.freeze=true,teacher.overlap=true"), CACHE (1: also the fp16:host step
+# reading a teacher cache instead of running the teacher), REFERENCE (1: also
 # the reference), TRACE (1: a Chrome trace of 3 more steps of every run, lgd's and the
 # reference's, into traces/ beside OUT).
 # One change switched at a time (the notes table's before/after), for example:
@@ -54,6 +55,15 @@ for line in sys.stdin:
         print(json.dumps({**json.loads(line), **({"overrides": sys.argv[1]} if sys.argv[1] else {})}), flush=True)' \
           "$extra" | tee -a "$out"
     done
+    # The step with the teacher's embeddings read from a teacher cache (fp16, colour work in
+    # the loader): what lgd train --set teacher.cache=DIR runs; "keys": "cache" in its line.
+    if [ "${CACHE:-1}" = 1 ]; then
+      cache=$(bench_cache "$t" "$bundle")
+      "$LGD" --log-level warn bench train --config configs/bench/train_gpu.yaml --set teacher.bundle="$bundle" \
+        --set student.arch="$arch" --set train.amp=fp16 --set data.photometric=host \
+        --set bank.classnames="$classes" --set teacher.cache="$cache" --steps "$STEPS" --warmup "$WARMUP" --json |
+        tee -a "$out"
+    fi
     if [ "${REFERENCE:-1}" = 1 ]; then
       "$PY" scripts/bench/reference_step.py --teacher "$bundle" --arch "$arch" --batch 256 --classes 1000 \
         --device cuda --amp fp16 --vsb loop --steps "$STEPS" --warmup "$WARMUP" --flops \

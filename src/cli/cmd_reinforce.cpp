@@ -24,7 +24,7 @@ void add_reinforce_command(CLI::App& app, Commands& commands) {
       "Example (after the lgd train example's make_teacher.py):\n"
       "  lgd reinforce --config configs/examples/fashion_mnist_cpu.yaml --views 2 --out runs/fmnist_cache\n"
       "  lgd train --config configs/examples/fashion_mnist_cpu.yaml --set optim.epochs=2 \\\n"
-      "      --set teacher.cache=runs/fmnist_cache");
+      "      --set teacher.cache=runs/fmnist_cache --set run.name=fmnist_cached");
   cmd->add_option("--config", a->config, "Run config (YAML): its teacher, data and view")
       ->required()
       ->check(CLI::ExistingFile);

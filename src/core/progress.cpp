@@ -61,4 +61,25 @@ void Progress::finish() {
   }
 }
 
+StatusLine::StatusLine()
+    : tty_(isatty(STDERR_FILENO) != 0), last_draw_(std::chrono::steady_clock::now() - std::chrono::seconds(1)) {}
+
+bool StatusLine::due() const {
+  return tty_ && std::chrono::duration<double>(std::chrono::steady_clock::now() - last_draw_).count() > 0.25;
+}
+
+void StatusLine::draw(const std::string& text) {
+  if (!tty_) return;
+  std::fprintf(stderr, "\r\033[K%s", text.c_str());
+  std::fflush(stderr);
+  shown_ = true;
+  last_draw_ = std::chrono::steady_clock::now();
+}
+
+void StatusLine::clear() {
+  if (!shown_) return;
+  std::fputs("\r\033[K", stderr);
+  shown_ = false;
+}
+
 }  // namespace lgd

@@ -1,5 +1,6 @@
 #include "lgd/engine/trainer.h"
 
+#include "step_log.h"
 #include "stop_signals.h"
 #include "trainer_state.h"
 
@@ -277,6 +278,244 @@ std::pair<double, double> TrainerState::validate() {
   return {top1_s, *teacher_val_top1};
 }
 
+
+// ---- the loop: Trainer::run's parts ----
+
+void TrainerState::start_run() {
+  if (deferred) {
+    const auto o = torch::TensorOptions().dtype(torch::kInt64).device(device);
+    nonfinite_total_dev = torch::full({}, nonfinite_total, o);
+    nonfinite_run_dev = torch::full({}, nonfinite_run, o);
+  }
+  run_started = Clock::now();
+  run_first_step = global_step;
+  step_log = StepLog();
+}
+
+std::int64_t TrainerState::shown_epoch() const {
+  return std::max<std::int64_t>(1, (global_step + steps_per_epoch - 1) / steps_per_epoch);
+}
+
+bool TrainerState::val_step_due() const {
+  return cfg.train.val_every_steps > 0 && global_step % cfg.train.val_every_steps == 0;
+}
+
+int TrainerState::train_step(double lr, bool host_reads) {
+  std::vector<torch::Tensor> keys, classes;
+  torch::Tensor apply;
+  save_buffers();
+  const bool finite = accumulate(keys, classes, apply);
+  grad_sync->finish();  // gradients averaged over ranks: every rank, every step, whatever its loss was
+  const int stop_signal =
+      deferred ? apply_deferred(lr, apply, keys, classes, host_reads) : apply_checked(lr, finite, keys, classes);
+  optimizer->zero_grad();
+  ++global_step;
+  ++step_in_epoch;
+  step_log.end_step();
+  return stop_signal;
+}
+
+bool TrainerState::accumulate(std::vector<torch::Tensor>& keys, std::vector<torch::Tensor>& classes,
+                              torch::Tensor& apply) {
+  const std::int64_t A = cfg.optim.accumulate;
+  bool finite = true;
+  for (std::int64_t micro = 0; micro < A; ++micro) {
+    // The generator (stochastic depth, dropout) follows the micro-batch's shard, so
+    // N ranks x accumulation A draw what 1 rank x N*A draws.
+    torch::manual_seed(step_seed(static_cast<std::uint64_t>(cfg.run.seed), global_step, rank() * A + micro));
+    const auto wait_started = Clock::now();
+    auto batch = loader->next();
+    const double waited = seconds_since(wait_started);
+    if (!batch) throw Error("internal: the loader ended an epoch early");
+    step_log.add_batch(batch->images.size(0) * collective->world_size(), batch->bad, waited);
+    if (!finite) continue;
+    if (micro == A - 1) grad_sync->arm();
+    distill::LossParts parts;
+    torch::Tensor t, micro_finite;
+    const auto x = model_input(batch->images, batch->photometric);
+    if (deferred) hold_until_copied(batch->images);
+    const auto cached = cache ? cached_keys(*batch) : torch::Tensor();
+    if (!forward_backward(x, parts, t, nullptr, deferred ? &micro_finite : nullptr, cached)) {
+      finite = false;
+      continue;
+    }
+    keys.push_back(t);
+    if (parts.classes.defined()) classes.push_back(parts.classes);
+    step_log.add_losses(parts, micro_finite);  // deferred: a non-finite micro-batch adds nothing
+    if (micro_finite.defined()) apply = apply.defined() ? apply.logical_and(micro_finite) : micro_finite;
+  }
+  return finite;
+}
+
+int TrainerState::apply_deferred(double lr, torch::Tensor apply, const std::vector<torch::Tensor>& keys,
+                                 const std::vector<torch::Tensor>& classes, bool host_reads) {
+  if (multi()) {
+    auto bad = apply.logical_not().to(torch::kFloat32);
+    collective->all_reduce(bad, distill::Reduce::kMax);
+    apply = bad == 0;
+  }
+  // As with per-step checks, a float16 loss-scale overflow skips the optimiser step only:
+  // the bank still takes the keys, and it is not counted against train.max_nonfinite.
+  const auto loss_finite = apply;
+  restore_buffers(loss_finite);
+  torch::Tensor norm;
+  optimizer_step(lr, &norm, &apply);
+  update_method(keys, classes, loss_finite);
+  count_nonfinite(loss_finite);
+  step_log.add_grad_norm(norm);
+  if (!multi() || !host_reads) return 0;
+  auto flag = torch::tensor({static_cast<double>(StopSignals::pending())}, torch::kFloat64);
+  collective->all_reduce(flag, distill::Reduce::kMax);
+  return static_cast<int>(flag[0].item<double>());
+}
+
+int TrainerState::apply_checked(double lr, bool finite, const std::vector<torch::Tensor>& keys,
+                                const std::vector<torch::Tensor>& classes) {
+  int stop_signal = 0;
+  if (multi()) {  // one small all-reduce: did any rank see a non-finite loss or a stop signal?
+    auto flags = torch::tensor({finite ? 0.0 : 1.0, static_cast<double>(StopSignals::pending())}, torch::kFloat64);
+    collective->all_reduce(flags, distill::Reduce::kMax);
+    finite = flags[0].item<double>() == 0;
+    stop_signal = static_cast<int>(flags[1].item<double>());
+  }
+  if (finite) {
+    update_method(keys, classes);
+    torch::Tensor norm;
+    optimizer_step(lr, &norm);
+    step_log.add_grad_norm(norm);
+    nonfinite_run = 0;
+    return stop_signal;
+  }
+  restore_buffers();
+  ++nonfinite_total;
+  ++nonfinite_run;
+  clear_progress();
+  spdlog::warn("[train] step {}: the loss is NaN or Inf; step skipped ({} in a row, {} in all)", global_step,
+               nonfinite_run, nonfinite_total);
+  if (nonfinite_run >= cfg.train.max_nonfinite) throw nonfinite_stop();
+  return stop_signal;
+}
+
+void TrainerState::report_step(double lr, bool log_now) {
+  if (log_now) check_nonfinite();
+  if (!log_now && !status.due()) return;
+  const double elapsed = seconds_since(run_started);
+  const double eta = elapsed / static_cast<double>(global_step - run_first_step) *
+                     static_cast<double>(total_steps - global_step);
+  if (log_now) log_step(lr, eta);
+  status.draw(fmt::format("epoch {}/{}  step {}/{}  {:.1f}%  ETA {}", shown_epoch(), cfg.optim.epochs, global_step,
+                          total_steps, 100.0 * static_cast<double>(global_step) / static_cast<double>(total_steps),
+                          format_duration(eta)));
+}
+
+void TrainerState::log_step(double lr, double eta) {
+  const auto mean = step_log.take(*collective, multi());
+  Scalars s{{"loss", mean.loss}};
+  if (cfg.method.name == "lgd") {
+    s.emplace_back("loss_vis", mean.loss_vis);
+    s.emplace_back("loss_tex", mean.loss_tex);
+  } else {
+    s.emplace_back("loss_seed", mean.loss_vis);
+  }
+  const Scalars rest{{"lr", lr},
+                     {"images_per_s", mean.images_per_s},
+                     {"data_wait", mean.data_wait},
+                     {"bad_samples", static_cast<double>(mean.bad)},
+                     {"nonfinite_steps", static_cast<double>(nonfinite_total)},
+                     {"grad_norm", mean.grad_norm}};
+  s.insert(s.end(), rest.begin(), rest.end());
+  for (auto& [k, v] : method->metrics()) s.emplace_back(k, v.item<double>());
+  if (metrics) metrics->write("train", global_step, shown_epoch(), s);
+  clear_progress();
+  spdlog::info("[train] epoch {}/{} step {}/{} loss {:.4f} lr {:.4g} {:.1f} img/s data {:.0f}% ETA {}", shown_epoch(),
+               cfg.optim.epochs, global_step, total_steps, mean.loss, lr, mean.images_per_s, 100.0 * mean.data_wait,
+               format_duration(eta));
+}
+
+void TrainerState::validate_now() {
+  const auto t0 = Clock::now();
+  const auto [student_top1, teacher_top1] = validate();
+  if (metrics)
+    metrics->write("val", global_step, shown_epoch(), {{"student_top1", student_top1}, {"teacher_top1", teacher_top1}});
+  clear_progress();
+  spdlog::info("[train] epoch {} step {} validation: zero-shot top-1 student {:.2f}%, teacher {:.2f}%", shown_epoch(),
+               global_step, student_top1, teacher_top1);
+  step_log.exclude(Clock::now() - t0);
+}
+
+int TrainerState::stop_run(int sig) {
+  clear_progress();
+  save(false);
+  if (rank() == 0)
+    spdlog::warn("[train] {} at step {}: checkpoint saved to {}/last.ckpt; run the same command to resume",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", global_step, checkpoints->dir());
+  if (metrics) metrics->flush();
+  return 128 + sig;
+}
+
+void TrainerState::finish_run() {
+  clear_progress();
+  if (collective->rank() == 0) {
+    const auto out = (fs::path(run_dir) / "student.pth").string();
+    exporting::write_weights(out, exporting::export_tensors(*student, nullptr), exporting::WeightsFormat::kTorchvision,
+                             {});
+    spdlog::info("[train] done: {} steps in {}; student weights in {} (torchvision keys)", global_step,
+                 format_duration(seconds_since(run_started)), out);
+  }
+  collective->barrier();
+  if (metrics) metrics->flush();
+}
+
+
+void TrainerState::resume_or_start(const std::string& requested) {
+  std::string resume = requested;
+  if (resume.empty()) {
+    if (auto last = checkpoints->last()) resume = *last;
+  }
+  // Every rank resumes from the checkpoint rank 0 chose (run directories are on a shared
+  // file system in a multi-node run).
+  resume = collective->broadcast_string(resume, 0);
+  if (!resume.empty()) {
+    if (!fs::is_regular_file(resume))
+      throw IoError(resume + ": rank " + std::to_string(rank()) + " cannot read the checkpoint rank 0 resumes "
+                    "from (the run directory must be on a file system every node shares)");
+    resume_from(resume);
+  }
+  if (multi()) {
+    // Parameters and buffers start from rank 0's, as DistributedDataParallel does.
+    torch::NoGradGuard no_grad;
+    for (auto& [k, v] : models::state_dict(*student)) collective->broadcast(v, 0);
+    for (auto& [k, v] : models::state_dict(*head)) collective->broadcast(v, 0);
+  }
+  if (rank() == 0) {
+    write_file_atomic((fs::path(run_dir) / "config.yaml").string(), config::to_yaml(cfg));
+    // The TSB the run distils against: `lgd eval --protocol zero-shot` finds it next to the
+    // run's checkpoints.
+    text::save_text_bank((fs::path(run_dir) / "tsb.safetensors").string(), tsb);
+    // Records after the step the run starts from are logged again: the old ones are dropped
+    // (all of them when it starts from scratch in a used directory).
+    metrics = std::make_unique<MetricsLog>(run_dir, global_step);
+  }
+}
+
+void TrainerState::log_start() const {
+  spdlog::info(
+      "[train] {} on {} ({} threads{}); teacher {} (D = {}, {} px{}); method {} over {} classes; "
+      "{} images, {} epochs x {} steps of {} images; peak lr {:.4g}",
+      cfg.student.arch, cuda ? "cuda" : "cpu", threads,
+      cuda ? (autocast ? ", autocast " + cfg.train.amp : std::string(", float32")) : "",
+      teacher->manifest().name, teacher->manifest().embed_dim, cfg.data.image_size,
+      std::string(teacher->image_encoder_frozen() ? ", frozen graph" : "") +
+          (teacher_stream ? ", own CUDA stream" : ""),
+      cfg.method.name, tsb.weights.size(1), dataset->size(), cfg.optim.epochs, steps_per_epoch,
+      global_batch, schedule->peak());
+  spdlog::info("[train] view {}{}; non-finite losses checked {}", cfg.data.augment,
+               view.view != data::View::kMocoV2 ? std::string()
+               : view.photometric_on_device  ? std::string(", colour jitter / grayscale / blur on the device")
+                                             : std::string(", colour jitter / grayscale / blur in the loader"),
+               deferred ? "on the device, read at log and checkpoint steps" : "after every micro-batch");
+}
+
 }  // namespace detail
 
 using detail::Phases;
@@ -319,53 +558,10 @@ Trainer::Trainer(const TrainArgs& args) : impl_(std::make_unique<detail::Trainer
 
   m.checkpoints = std::make_unique<CheckpointDir>((fs::path(m.run_dir) / "checkpoints").string(),
                                                   static_cast<int>(cfg.train.keep_checkpoints));
-  std::string resume = args.resume;
-  if (resume.empty()) {
-    if (auto last = m.checkpoints->last()) resume = *last;
-  }
-  // Every rank resumes from the checkpoint rank 0 chose (run directories are on a shared
-  // file system in a multi-node run).
-  resume = m.collective->broadcast_string(resume, 0);
-  if (!resume.empty()) {
-    if (!fs::is_regular_file(resume))
-      throw IoError(resume + ": rank " + std::to_string(m.rank()) + " cannot read the checkpoint rank 0 resumes "
-                    "from (the run directory must be on a file system every node shares)");
-    m.resume_from(resume);
-  }
-  if (m.multi()) {
-    // Parameters and buffers start from rank 0's, as DistributedDataParallel does.
-    torch::NoGradGuard no_grad;
-    for (auto& [k, v] : models::state_dict(*m.student)) m.collective->broadcast(v, 0);
-    for (auto& [k, v] : models::state_dict(*m.head)) m.collective->broadcast(v, 0);
-  }
-  if (m.rank() == 0) {
-    write_file_atomic((fs::path(m.run_dir) / "config.yaml").string(), config::to_yaml(cfg));
-    // The TSB the run distils against: `lgd eval --protocol zero-shot` finds it next to the
-    // run's checkpoints.
-    text::save_text_bank((fs::path(m.run_dir) / "tsb.safetensors").string(), m.tsb);
-    // Records after the step the run starts from are logged again: the old ones are dropped
-    // (all of them when it starts from scratch in a used directory).
-    m.metrics = std::make_unique<MetricsLog>(m.run_dir, m.global_step);
-  }
-  m.tty = ::isatty(STDERR_FILENO) == 1;
+  m.resume_or_start(args.resume);
   // Decided before the start-up lines, which report it.
   m.deferred = cfg.train.nonfinite_check == "deferred" || (cfg.train.nonfinite_check == "auto" && m.cuda);
-
-  spdlog::info(
-      "[train] {} on {} ({} threads{}); teacher {} (D = {}, {} px{}); method {} over {} classes; "
-      "{} images, {} epochs x {} steps of {} images; peak lr {:.4g}",
-      cfg.student.arch, m.cuda ? "cuda" : "cpu", m.threads,
-      m.cuda ? (m.autocast ? ", autocast " + cfg.train.amp : std::string(", float32")) : "",
-      m.teacher->manifest().name, m.teacher->manifest().embed_dim, cfg.data.image_size,
-      std::string(m.teacher->image_encoder_frozen() ? ", frozen graph" : "") +
-          (m.teacher_stream ? ", own CUDA stream" : ""),
-      cfg.method.name, m.tsb.weights.size(1), m.dataset->size(), cfg.optim.epochs, m.steps_per_epoch,
-      m.global_batch, m.schedule->peak());
-  spdlog::info("[train] view {}{}; non-finite losses checked {}", cfg.data.augment,
-               m.view.view != data::View::kMocoV2 ? std::string()
-               : m.view.photometric_on_device    ? std::string(", colour jitter / grayscale / blur on the device")
-                                                 : std::string(", colour jitter / grayscale / blur in the loader"),
-               m.deferred ? "on the device, read at log and checkpoint steps" : "after every micro-batch");
+  m.log_start();
 }
 
 Trainer::~Trainer() = default;
@@ -377,236 +573,24 @@ int Trainer::run() {
   auto& m = *impl_;
   const auto& cfg = m.cfg;
   StopSignals signals;
-  if (m.deferred) {
-    const auto o = torch::TensorOptions().dtype(torch::kInt64).device(m.device);
-    m.nonfinite_total_dev = torch::full({}, m.nonfinite_total, o);
-    m.nonfinite_run_dev = torch::full({}, m.nonfinite_run, o);
-  }
-  const auto started = Clock::now();
-  const std::int64_t first_step = m.global_step;
-
-  // Metrics accumulated on the device between log lines (no host synchronisation per step).
-  torch::Tensor sum_loss, sum_vis, sum_tex, sum_norm, micro_count;
-  std::int64_t logged_micro = 0, logged_steps = 0, logged_images = 0, logged_bad = 0;
-  double data_wait = 0;
-  auto log_started = Clock::now();
-  auto last_progress = Clock::now() - std::chrono::seconds(1);
-
-  auto stop = [&](int sig) {
-    m.clear_progress();
-    m.save(false);
-    if (m.rank() == 0)
-      spdlog::warn("[train] {} at step {}: checkpoint saved to {}/last.ckpt; run the same command to resume",
-                   sig == SIGINT ? "SIGINT" : "SIGTERM", m.global_step, m.checkpoints->dir());
-    if (m.metrics) m.metrics->flush();
-    return 128 + sig;
-  };
-  // Zero-shot validation at epoch ends (train.val_every) and every train.val_every_steps steps;
-  // its time is kept out of the images/s of the log line it falls in.
-  auto val_step_due = [&] {
-    return cfg.train.val_every_steps > 0 && m.global_step % cfg.train.val_every_steps == 0;
-  };
-  // The epoch shown in log lines and written to metrics.jsonl: 1-based, the one the last
-  // optimiser step belongs to ("epoch 1/2" for steps 1 .. steps_per_epoch).
-  auto shown_epoch = [&] {
-    return std::max<std::int64_t>(1, (m.global_step + m.steps_per_epoch - 1) / m.steps_per_epoch);
-  };
-  auto validate_now = [&] {
-    const auto t0 = Clock::now();
-    const auto [student_top1, teacher_top1] = m.validate();
-    if (m.metrics)
-      m.metrics->write("val", m.global_step, shown_epoch(), {{"student_top1", student_top1}, {"teacher_top1", teacher_top1}});
-    m.clear_progress();
-    spdlog::info("[train] epoch {} step {} validation: zero-shot top-1 student {:.2f}%, teacher {:.2f}%",
-                 shown_epoch(), m.global_step, student_top1, teacher_top1);
-    log_started += Clock::now() - t0;
-  };
-  const std::int64_t accumulate = cfg.optim.accumulate;
-
+  m.start_run();
   while (m.epoch < cfg.optim.epochs && m.global_step < m.total_steps) {
-    m.loader->start_epoch(m.epoch, m.step_in_epoch * accumulate);
+    m.loader->start_epoch(m.epoch, m.step_in_epoch * cfg.optim.accumulate);
     while (m.step_in_epoch < m.steps_per_epoch && m.global_step < m.total_steps) {
       // One process stops at once; several stop together at the step the flags agree on.
       if (!m.multi())
-        if (int sig = StopSignals::pending()) return stop(sig);
+        if (int sig = StopSignals::pending()) return m.stop_run(sig);
       const double lr = m.schedule->lr(m.global_step);
-      bool finite = true;
-      torch::Tensor apply;  // deferred checks: "every micro-batch's loss was finite", on the device
-      std::vector<torch::Tensor> keys, classes;
-      m.save_buffers();
-      for (std::int64_t micro = 0; micro < accumulate; ++micro) {
-        // The generator (stochastic depth, dropout) follows the micro-batch's shard, so
-        // N ranks x accumulation A draw what 1 rank x N*A draws.
-        torch::manual_seed(step_seed(static_cast<std::uint64_t>(cfg.run.seed), m.global_step,
-                                     m.rank() * accumulate + micro));
-        const auto wait_started = Clock::now();
-        auto batch = m.loader->next();
-        data_wait += seconds_since(wait_started);
-        if (!batch) throw Error("internal: the loader ended an epoch early");
-        logged_bad += batch->bad;
-        logged_images += batch->images.size(0) * m.collective->world_size();
-        if (!finite) continue;
-        if (micro == accumulate - 1) m.grad_sync->arm();
-        distill::LossParts parts;
-        torch::Tensor t, micro_finite;
-        const auto x = m.model_input(batch->images, batch->photometric);
-        if (m.deferred) m.hold_until_copied(batch->images);
-        const auto cached = m.cache ? m.cached_keys(*batch) : torch::Tensor();
-        if (!m.forward_backward(x, parts, t, nullptr, m.deferred ? &micro_finite : nullptr, cached)) {
-          finite = false;
-          continue;
-        }
-        keys.push_back(t);
-        if (parts.classes.defined()) classes.push_back(parts.classes);
-        // Deferred, a non-finite micro-batch adds nothing to the logged sums.
-        const auto add = [&](torch::Tensor& acc, const torch::Tensor& v) {
-          if (!v.defined()) return;
-          auto value = v.detach();
-          if (micro_finite.defined()) value = torch::where(micro_finite, value, torch::zeros_like(value));
-          acc = acc.defined() ? acc + value : value.clone();
-        };
-        add(sum_loss, parts.loss);
-        add(sum_vis, parts.loss_vis);
-        add(sum_tex, parts.loss_tex);
-        if (micro_finite.defined()) {
-          add(micro_count, torch::ones({}, torch::TensorOptions().dtype(torch::kFloat64).device(m.device)));
-          apply = apply.defined() ? apply.logical_and(micro_finite) : micro_finite;
-        } else {
-          ++logged_micro;
-        }
-      }
-      // Gradients averaged over ranks (every rank, every step, whatever its loss was).
-      m.grad_sync->finish();
-      int stop_signal = 0;
       const bool log_now = m.global_step + 1 == m.total_steps || (m.global_step + 1) % cfg.train.log_every == 0;
       const bool save_now = cfg.train.checkpoint_every > 0 && (m.global_step + 1) % cfg.train.checkpoint_every == 0;
-      if (m.deferred) {
-        // The ranks agree on `apply` on the device (no host read); the optimiser step and the
-        // bank update take effect only where it holds. Stop signals are agreed on at the
-        // steps where the host reads anyway (log, checkpoint and epoch ends).
-        if (m.multi()) {
-          auto bad = apply.logical_not().to(torch::kFloat32);
-          m.collective->all_reduce(bad, distill::Reduce::kMax);
-          apply = bad == 0;
-        }
-        // As with per-step checks, a float16 loss-scale overflow skips the optimiser step only:
-        // the bank still takes the keys, and it is not counted against train.max_nonfinite.
-        const auto loss_finite = apply;
-        m.restore_buffers(loss_finite);
-        torch::Tensor norm;
-        m.optimizer_step(lr, &norm, &apply);
-        m.update_method(keys, classes, loss_finite);
-        m.count_nonfinite(loss_finite);
-        sum_norm = sum_norm.defined() ? sum_norm + norm : norm.clone();
-        if (m.multi() && (log_now || save_now || m.step_in_epoch + 1 == m.steps_per_epoch)) {
-          auto flag = torch::tensor({static_cast<double>(StopSignals::pending())}, torch::kFloat64);
-          m.collective->all_reduce(flag, distill::Reduce::kMax);
-          stop_signal = static_cast<int>(flag[0].item<double>());
-        }
-      } else {
-        // One small all-reduce: did any rank see a non-finite loss or a stop signal?
-        if (m.multi()) {
-          auto flags = torch::tensor({finite ? 0.0 : 1.0, static_cast<double>(StopSignals::pending())}, torch::kFloat64);
-          m.collective->all_reduce(flags, distill::Reduce::kMax);
-          finite = flags[0].item<double>() == 0;
-          stop_signal = static_cast<int>(flags[1].item<double>());
-        }
-        if (finite) {
-          m.update_method(keys, classes);
-          torch::Tensor norm;
-          m.optimizer_step(lr, &norm);
-          if (norm.defined()) sum_norm = sum_norm.defined() ? sum_norm + norm : norm.clone();
-          m.nonfinite_run = 0;
-        } else {
-          m.restore_buffers();
-          ++m.nonfinite_total;
-          ++m.nonfinite_run;
-          m.clear_progress();
-          spdlog::warn("[train] step {}: the loss is NaN or Inf; step skipped ({} in a row, {} in all)",
-                       m.global_step, m.nonfinite_run, m.nonfinite_total);
-          if (m.nonfinite_run >= cfg.train.max_nonfinite) throw m.nonfinite_stop();
-        }
-      }
-      m.optimizer->zero_grad();
-      ++m.global_step;
-      ++m.step_in_epoch;
-      ++logged_steps;
-
-      if (log_now) m.check_nonfinite();
-      if (log_now || (m.tty && seconds_since(last_progress) > 0.25)) {
-        const double elapsed = seconds_since(started);
-        const double per_step = elapsed / static_cast<double>(m.global_step - first_step);
-        const double eta = per_step * static_cast<double>(m.total_steps - m.global_step);
-        if (log_now) {
-          if (micro_count.defined()) {  // deferred checks: the finite micro-batches, counted on the device
-            logged_micro = static_cast<std::int64_t>(micro_count.item<double>());
-            micro_count = torch::Tensor();
-          }
-          const double interval = seconds_since(log_started);
-          if (m.multi()) {
-            // Losses averaged over every rank's micro-batches.
-            auto value = [](const torch::Tensor& t) { return t.defined() ? t.item<double>() : 0.0; };
-            auto sums = torch::tensor({value(sum_loss), value(sum_vis), value(sum_tex),
-                                       static_cast<double>(logged_micro), sum_vis.defined() ? 1.0 : 0.0,
-                                       sum_tex.defined() ? 1.0 : 0.0}, torch::kFloat64);
-            m.collective->all_reduce(sums, distill::Reduce::kSum);
-            auto scalar = [](double v) { return torch::tensor(v, torch::kFloat64); };
-            sum_loss = scalar(sums[0].item<double>());
-            sum_vis = sums[4].item<double>() > 0 ? scalar(sums[1].item<double>()) : torch::Tensor();
-            sum_tex = sums[5].item<double>() > 0 ? scalar(sums[2].item<double>()) : torch::Tensor();
-            logged_micro = static_cast<std::int64_t>(sums[3].item<double>());
-          }
-          // NaN where no micro-batch of the interval was finite (all skipped), in both modes.
-          const double micro = static_cast<double>(logged_micro);
-          auto mean = [&](const torch::Tensor& t, double n) {
-            return t.defined() && n > 0 ? t.item<double>() / n : std::nan("");
-          };
-          const double loss = mean(sum_loss, micro), vis = mean(sum_vis, micro), tex = mean(sum_tex, micro);
-          const double gnorm = mean(sum_norm, static_cast<double>(std::max<std::int64_t>(logged_steps, 1)));
-          const double ips = static_cast<double>(logged_images) / interval;
-          Scalars s{{"loss", loss}};
-          if (cfg.method.name == "lgd") {
-            s.emplace_back("loss_vis", vis);
-            s.emplace_back("loss_tex", tex);
-          } else {
-            s.emplace_back("loss_seed", vis);
-          }
-          const Scalars rest{{"lr", lr},
-                    {"images_per_s", ips},
-                    {"data_wait", data_wait / interval},
-                    {"bad_samples", static_cast<double>(logged_bad)},
-                    {"nonfinite_steps", static_cast<double>(m.nonfinite_total)},
-                    {"grad_norm", gnorm}};
-          s.insert(s.end(), rest.begin(), rest.end());
-          for (auto& [k, v] : m.method->metrics()) s.emplace_back(k, v.item<double>());
-          if (m.metrics) m.metrics->write("train", m.global_step, shown_epoch(), s);
-          m.clear_progress();
-          spdlog::info("[train] epoch {}/{} step {}/{} loss {:.4f} lr {:.4g} {:.1f} img/s data {:.0f}% ETA {}",
-                       shown_epoch(), cfg.optim.epochs, m.global_step, m.total_steps, loss, lr, ips,
-                       100.0 * data_wait / interval, format_duration(eta));
-          sum_loss = sum_vis = sum_tex = sum_norm = torch::Tensor();
-          logged_micro = logged_steps = logged_images = logged_bad = 0;
-          data_wait = 0;
-          log_started = Clock::now();
-        }
-        if (m.tty) {
-          std::fprintf(stderr, "\r\033[Kepoch %lld/%lld  step %lld/%lld  %.1f%%  ETA %s",
-                       static_cast<long long>(shown_epoch()), static_cast<long long>(cfg.optim.epochs),
-                       static_cast<long long>(m.global_step), static_cast<long long>(m.total_steps),
-                       100.0 * static_cast<double>(m.global_step) / static_cast<double>(m.total_steps),
-                       format_duration(eta).c_str());
-          std::fflush(stderr);
-          m.progress_shown = true;
-          last_progress = Clock::now();
-        }
-      }
+      const int stop_signal = m.train_step(lr, log_now || save_now || m.step_in_epoch + 1 == m.steps_per_epoch);
+      m.report_step(lr, log_now);
+      const bool mid_epoch = m.step_in_epoch < m.steps_per_epoch;
       // Validation before the checkpoint of the same step: a run killed in between resumes
       // from the checkpoint before and validates again, so no record is lost.
-      if (val_step_due() && m.step_in_epoch < m.steps_per_epoch) validate_now();
-      if (cfg.train.checkpoint_every > 0 && m.global_step % cfg.train.checkpoint_every == 0 &&
-          m.step_in_epoch < m.steps_per_epoch)
-        m.save(true);
-      if (stop_signal && m.step_in_epoch < m.steps_per_epoch) return stop(stop_signal);
+      if (m.val_step_due() && mid_epoch) m.validate_now();
+      if (save_now && mid_epoch) m.save(true);
+      if (stop_signal && mid_epoch) return m.stop_run(stop_signal);
     }
     if (m.step_in_epoch < m.steps_per_epoch) {  // train.max_steps reached inside an epoch
       m.save(false);
@@ -615,141 +599,11 @@ int Trainer::run() {
     // Epoch end: the position moves to the next epoch before the checkpoint.
     ++m.epoch;
     m.step_in_epoch = 0;
-    if ((cfg.train.val_every > 0 && m.epoch % cfg.train.val_every == 0) || val_step_due()) validate_now();
+    if ((cfg.train.val_every > 0 && m.epoch % cfg.train.val_every == 0) || m.val_step_due()) m.validate_now();
     m.save(true);
   }
-  m.clear_progress();
-  if (m.collective->rank() == 0) {
-    const auto out = (fs::path(m.run_dir) / "student.pth").string();
-    exporting::write_weights(out, exporting::export_tensors(*m.student, nullptr),
-                             exporting::WeightsFormat::kTorchvision, {});
-    spdlog::info("[train] done: {} steps in {}; student weights in {} (torchvision keys)", m.global_step,
-                 format_duration(seconds_since(started)), out);
-  }
-  m.collective->barrier();
-  if (m.metrics) m.metrics->flush();
+  m.finish_run();
   return 0;
-}
-
-BenchTrainResult bench_train(const BenchTrainOptions& options) {
-  if (!options.trace.empty()) {  // before the steps, not after them
-    const auto folder = std::filesystem::absolute(options.trace).parent_path();
-    std::error_code ec;
-    if (!std::filesystem::is_directory(folder, ec))
-      throw IoError(options.trace + ": no folder " + folder.string() + " to write the trace in (--trace)");
-  }
-  detail::TrainerState m;
-  m.config_path = options.args.config;
-  m.loaded = config::load_run_config(options.args.config, options.args.overrides);
-  m.threads = m.cfg.run.threads > 0 ? static_cast<int>(m.cfg.run.threads)
-                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  m.setup_device();
-  m.setup_teacher();
-  m.setup_bank();
-  m.setup_student();
-  const auto& cfg = m.cfg;
-  const std::int64_t B = cfg.data.batch_size, S = cfg.data.image_size;
-  auto gen = at::detail::createCPUGenerator(static_cast<std::uint64_t>(cfg.run.seed));
-  const auto images = at::randint(0, 256, {B, S, S, 3}, gen, torch::TensorOptions().dtype(torch::kLong))
-                          .to(torch::kUInt8);
-  // The training view's colour work, when data.photometric puts it on the device, is part of
-  // the step: each sample's parameters drawn as the loader draws them.
-  torch::Tensor photometric;
-  m.view = data::view_options(cfg.data);
-  if (m.view.view == data::View::kMocoV2 && data::photometric_on_device(cfg.data, m.device)) {
-    m.view.photometric_on_device = true;
-    photometric = torch::empty({B, data::kPhotometricParams}, torch::kFloat32);
-    for (std::int64_t i = 0; i < B; ++i) {
-      data::SampleRng rng(static_cast<std::uint64_t>(cfg.run.seed), 0, i);
-      data::ViewDraw draw;
-      data::draw_photometric(m.view, rng, draw);
-      data::photometric_params(draw, photometric.data_ptr<float>() + i * data::kPhotometricParams);
-    }
-  }
-  // teacher.cache: the step takes B cached embeddings (view 0 of images 0..B-1) in place of
-  // the teacher's forward, as a training step does; the images only reach the student.
-  if (!cfg.teacher.cache.empty()) {
-    m.cache = EmbeddingCache::open(cfg.teacher.cache);
-    if (m.cache->dim() != m.teacher->manifest().embed_dim)
-      throw ConfigError(m.where("teacher.cache") + ": teacher.cache: " + cfg.teacher.cache + " holds embeddings of width " +
-                        std::to_string(m.cache->dim()) + ", the teacher " + m.teacher->manifest().name + " embeds in " +
-                        std::to_string(m.teacher->manifest().embed_dim));
-  }
-  ScheduleOptions so;
-  so.base_lr = cfg.optim.lr;
-  so.global_batch = B;
-  CosineSchedule schedule(so);
-
-  auto one_step = [&](Phases* phases) {
-    if (phases) phases->last = Clock::now();
-    distill::LossParts parts;
-    torch::Tensor keys;
-    const bool ok = m.forward_backward(m.model_input(images, photometric), parts, keys, phases, nullptr,
-                                       m.cache ? m.cache->rows(0, torch::arange(B, torch::kInt64).remainder(m.cache->size())).to(m.device) : torch::Tensor());
-    m.grad_sync->finish();
-    if (ok) {
-      m.update_method({keys}, parts.classes.defined() ? std::vector<torch::Tensor>{parts.classes}
-                                                      : std::vector<torch::Tensor>{});
-      if (phases) {
-        if (m.cuda) torch::cuda::synchronize(m.device.index());
-        const auto now = Clock::now();
-        phases->update += std::chrono::duration<double>(now - phases->last).count();
-        phases->last = now;
-      }
-      m.optimizer_step(schedule.lr(0), nullptr);
-    }
-    m.optimizer->zero_grad();
-    if (phases) {
-      if (m.cuda) torch::cuda::synchronize(m.device.index());
-      phases->optimizer += seconds_since(phases->last);
-    }
-    return ok;
-  };
-  for (int i = 0; i < options.warmup; ++i) one_step(nullptr);
-  if (m.cuda) torch::cuda::synchronize(m.device.index());
-  const auto t0 = Clock::now();
-  for (int i = 0; i < options.steps; ++i) one_step(nullptr);
-  if (m.cuda) torch::cuda::synchronize(m.device.index());
-  const double whole = seconds_since(t0);
-  Phases phases;
-  for (int i = 0; i < options.steps; ++i) one_step(&phases);
-
-  BenchTrainResult r;
-  r.device = m.cuda ? "cuda" : "cpu";
-  r.arch = cfg.student.arch;
-  r.method = cfg.method.name;
-  r.teacher = m.teacher->manifest().name;
-  r.keys = m.cache ? "cache" : "teacher";
-  r.amp = m.cuda && m.autocast ? cfg.train.amp : "off";
-  r.photometric = photometric.defined() ? "device" : m.view.view == data::View::kMocoV2 ? "host" : "none";
-  r.channels_last = m.channels_last;
-  r.batch = B;
-  r.image_size = S;
-  r.threads = m.threads;
-  r.steps = options.steps;
-  const double n = std::max(1, options.steps);
-  r.step_ms = 1000.0 * whole / n;
-  r.images_per_s = static_cast<double>(B) * n / whole;
-  r.teacher_ms = 1000.0 * phases.teacher / n;
-  r.student_ms = 1000.0 * phases.student / n;
-  r.update_ms = 1000.0 * phases.update / n;
-  r.optimizer_ms = 1000.0 * phases.optimizer / n;
-
-  if (!options.trace.empty()) {
-    std::string trace;
-    try {
-      compat::OpProfiler profiler(m.cuda);
-      for (int i = 0; i < options.trace_steps; ++i) one_step(nullptr);
-      if (m.cuda) torch::cuda::synchronize(m.device.index());
-      trace = profiler.finish(
-          (std::filesystem::temp_directory_path() / ("lgd_trace_" + std::to_string(::getpid()) + ".json")).string());
-    } catch (const c10::Error& e) {
-      throw Error(options.trace + ": the profiler failed (" + e.what_without_backtrace() + ")");
-    }
-    if (trace.empty()) throw Error(options.trace + ": the profiler recorded nothing");
-    write_file_atomic(options.trace, trace);
-  }
-  return r;
 }
 
 }  // namespace lgd::engine

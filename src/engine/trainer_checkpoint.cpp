@@ -124,6 +124,12 @@ void TrainerState::resume_from(const std::string& path) {
       had = old->second;
     else
       throw IoError(path + ": checkpoint has no '" + key + "' entry");
+    if (had != value && key == "cache_views")
+      throw ConfigError(path + ": checkpoint was made reading " + (had == "0" ? "no teacher cache" : had + " cached views") +
+                        " (epoch e took view e mod K), but this run reads " +
+                        (cache ? std::to_string(cache_views) + " of " + cache->dir() : std::string("none")) +
+                        " (cache_views; a resumed run cannot change the epoch's views: set teacher.cache_views, or a "
+                        "new run.name to start over)");
     if (had != value)
       throw ConfigError(path + ": checkpoint was made with " + key + " = " + had +
                         ", the config gives " + value +

@@ -20,6 +20,7 @@
 #include "lgd/config/run_config.h"
 #include "lgd/core/errors.h"
 #include "lgd/core/file_io.h"
+#include "lgd/core/progress.h"
 #include "lgd/data/dataset.h"
 #include "lgd/data/loader.h"
 #include "lgd/dist/launch.h"
@@ -34,6 +35,7 @@
 #include "lgd/engine/trainer.h"
 #include "lgd/models/student.h"
 #include "lgd/text/text_bank.h"
+#include "step_log.h"
 
 namespace lgd::engine {
 using Clock = std::chrono::steady_clock;
@@ -113,8 +115,10 @@ struct TrainerState {
 
   std::unique_ptr<CheckpointDir> checkpoints;
   std::unique_ptr<MetricsLog> metrics;
-  bool tty = false;
-  bool progress_shown = false;
+  StatusLine status;  // "epoch e/E step s/S pct ETA" on a terminal
+  StepLog step_log;   // the sums of the log interval
+  Clock::time_point run_started;
+  std::int64_t run_first_step = 0;
 
   bool multi() const { return launch.multi(); }
   int rank() const { return launch.rank; }
@@ -173,6 +177,12 @@ struct TrainerState {
 
   void resume_from(const std::string& path);
 
+  // Resumes from `requested`, else from the run directory's last.ckpt when there is one
+  // (the checkpoint rank 0 chose, on every rank); starts every rank from rank 0's weights;
+  // writes config.yaml, tsb.safetensors and opens metrics.jsonl (rank 0).
+  void resume_or_start(const std::string& requested);
+  void log_start() const;  // the start-up lines: what runs where, and how
+
   // ---- the step ----
 
   // Forward both models on x, the loss, and backward; `keys` gets the teacher's normalised
@@ -219,6 +229,41 @@ struct TrainerState {
   // A batch to the student's and teacher's input; `photometric`: Batch::photometric.
   torch::Tensor model_input(const torch::Tensor& images, const torch::Tensor& photometric = {}) const;
 
+  // ---- the loop: Trainer::run's parts (trainer.cpp) ----
+
+  void start_run();  // the clocks, the log interval and the device-side non-finite counts
+  // One optimiser step: its micro-batches (accumulate), the gradients averaged over ranks,
+  // and the step applied or skipped (apply_deferred / apply_checked, by train.nonfinite_check).
+  // `host_reads`: the step is one where the host reads from the device anyway (log,
+  // checkpoint, epoch end), where deferred checks agree on stop signals. Returns the stop
+  // signal the ranks agreed on (0: none).
+  int train_step(double lr, bool host_reads);
+  // Forward and backward of each micro-batch; the keys (and LGKA classes) for the bank.
+  // Per-step checks: false at the first non-finite loss (the remaining micro-batches are
+  // still taken from the loader). Deferred: `apply` gets "every loss was finite", on the device.
+  bool accumulate(std::vector<torch::Tensor>& keys, std::vector<torch::Tensor>& classes, torch::Tensor& apply);
+  // Deferred checks: the ranks agree on `apply` on the device; the optimiser step and the
+  // bank update take effect only where it holds.
+  int apply_deferred(double lr, torch::Tensor apply, const std::vector<torch::Tensor>& keys,
+                     const std::vector<torch::Tensor>& classes, bool host_reads);
+  // Per-step checks: a finite step updates the bank and steps; a non-finite one is skipped
+  // with its BatchNorm statistics put back, and train.max_nonfinite in a row stop the run.
+  int apply_checked(double lr, bool finite, const std::vector<torch::Tensor>& keys,
+                    const std::vector<torch::Tensor>& classes);
+  // After a step: the log line and metrics.jsonl at log steps, the terminal line.
+  void report_step(double lr, bool log_now);
+  void log_step(double lr, double eta);
+  // The epoch shown in log lines and written to metrics.jsonl: 1-based, the one the last
+  // optimiser step belongs to ("epoch 1/2" for steps 1 .. steps_per_epoch).
+  std::int64_t shown_epoch() const;
+  bool val_step_due() const;  // train.val_every_steps
+  // Zero-shot validation, logged; its time kept out of the images/s of the log interval.
+  void validate_now();
+  // SIGINT / SIGTERM: a checkpoint, and the exit code 128 + sig.
+  int stop_run(int sig);
+  // The end of the last epoch: student.pth (rank 0) and the last records.
+  void finish_run();
+
   // ---- validation ----
 
   // Zero-shot top-1 (%) through the TSB of the student (s = norm(head(student(x)))) and of
@@ -227,12 +272,7 @@ struct TrainerState {
 
   // ---- output ----
 
-  void clear_progress() {
-    if (progress_shown) {
-      std::fputs("\r\033[K", stderr);
-      progress_shown = false;
-    }
-  }
+  void clear_progress() { status.clear(); }
 };
 
 }  // namespace detail

@@ -51,8 +51,9 @@ TEST(Layouts, EveryExportReadsBackAsTorchvisionWeights) {
       }
       std::string why;
       EXPECT_TRUE(same(exported, expected, &why)) << arch << " " << name << ": " << why;
-      if (layout == Layout::kTimm || layout == Layout::kTorchvision)  // they keep the classifier too
+      if (layout == Layout::kTimm || layout == Layout::kTorchvision) {  // they keep the classifier too
         EXPECT_EQ(exported.size(), original.size()) << arch << " " << name;
+      }
     }
   }
 }

@@ -76,6 +76,15 @@ EXAMPLES = {
         "run": {"budget": TRAIN_BUDGET}, "needs_fmnist": True},
     "lgd train --config configs/examples/fashion_mnist_cpu.yaml --set optim.epochs=1": {
         "run": {"budget": TRAIN_BUDGET + ["--set", "run.name=help_example"]}, "needs_fmnist": True},
+    # --- README: the teacher once, and lgd reinforce --help
+    "build/src/cli/lgd reinforce --config configs/examples/fashion_mnist_cpu.yaml --views 2 --out runs/fmnist_cache": {
+        "run": {"swap": {"--views 2": "--views 1"}, "budget": ["--set", "data.split=test"]}, "needs_fmnist": True},
+    "build/src/cli/lgd train --config configs/examples/fashion_mnist_cpu.yaml --set optim.epochs=2 --set teacher.cache=runs/fmnist_cache --set run.name=fmnist_cached": {
+        "run": {"budget": TRAIN_BUDGET + ["--set", "data.split=test"]}, "needs_fmnist": True},
+    "lgd reinforce --config configs/examples/fashion_mnist_cpu.yaml --views 2 --out runs/fmnist_cache": {
+        "covered": "the README's build/src/cli/lgd reinforce command, the same command, runs above"},
+    "lgd train --config configs/examples/fashion_mnist_cpu.yaml --set optim.epochs=2 --set teacher.cache=runs/fmnist_cache --set run.name=fmnist_cached": {
+        "covered": "the README's build/src/cli/lgd train --set teacher.cache command, the same command, runs above"},
     "build/src/cli/lgd export --checkpoint runs/fmnist_r18/checkpoints/last.ckpt -o r18.pth": {
         "run": {"output": "as torchvision .pth to r18.pth"}, "needs_fmnist": True},
     "build/src/cli/lgd export --checkpoint runs/fmnist_r18/checkpoints/last.ckpt --with-head -o r18.safetensors": {

@@ -197,7 +197,7 @@ train: {{log_every: 1, checkpoint_every: 0}}
     done = run(LGD, "train", "--config", config, "--set", "run.name=remap", "--set", f"teacher.cache={c1}",
                check_rc=False)
     line = one_error_line(done)
-    check("refused: resuming with a cache of another K", done.returncode == 2 and "cache_views" in line, line)
+    check("refused: resuming with a cache of another K", done.returncode == 2 and "cache_views" in line and str(c1) in line, line)
     done = run(LGD, "train", "--config", config, "--set", "run.name=k1", "--set", f"teacher.cache={c1}")
     check("K = 1 < epochs trains (each view seen 3 times)", "up to 3 times" in done.stderr)
     done = run(LGD, "train", "--config", config, "--set", "run.name=k1_of_3", "--set", f"teacher.cache={c32}",

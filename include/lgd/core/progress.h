@@ -30,4 +30,21 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
+// A line redrawn in place on a terminal (stderr), for a loop that logs its own lines
+// besides (lgd train's "epoch e/E step s/S pct ETA"); nothing when stderr is not a terminal.
+class StatusLine {
+ public:
+  StatusLine();
+  bool tty() const { return tty_; }
+  // On a terminal, when the line was last drawn more than a quarter of a second ago.
+  bool due() const;
+  void draw(const std::string& text);
+  void clear();  // before any other output to stderr (idempotent)
+
+ private:
+  bool tty_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point last_draw_;
+};
+
 }  // namespace lgd
