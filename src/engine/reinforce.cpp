@@ -201,6 +201,7 @@ class Reinforcer {
       spdlog::info("[reinforce] {} on {}: teacher {}, {} -> {} in {}", m_.cfg.data.root, m_.cuda ? "cuda" : "cpu",
                    m_.teacher->manifest().name, what, gib(static_cast<double>(total_)), dir.string());
     check_space(dir, dir / "embeddings.bin", total_, what);
+    check_plan(dir);  // on every rank, so that none waits at the barrier for a refused run
     if (m_.rank() == 0) begin(dir);
     m_.collective->barrier();
     RowFile file(dir / "embeddings.bin", false);
@@ -232,22 +233,27 @@ class Reinforcer {
     return true;
   }
 
-  // Rank 0: the plan (checked against one left by an interrupted run) and the whole file,
-  // allocated before any row is written.
+  // A plan left by an interrupted run must be this one.
+  void check_plan(const fs::path& dir) const {
+    const auto plan_path = dir / "plan.json";
+    std::error_code ec;
+    if (!fs::exists(plan_path, ec)) return;
+    const auto have = read_json(plan_path);
+    std::string diff = first_difference(fields_of(have, plan_path), fields_of(plan_, plan_path));
+    if (diff.empty()) diff = plan_difference(have, plan_);
+    if (!diff.empty())
+      throw IoError(dir.string() + ": holds an unfinished cache of another run (" + diff +
+                    "); run that command again to finish it, or remove the folder to start over");
+  }
+
+  // Rank 0: the plan, and the whole file allocated before any row is written.
   void begin(const fs::path& dir) {
     const auto plan_path = dir / "plan.json";
     std::error_code ec;
-    if (fs::exists(plan_path, ec)) {
-      const auto have = read_json(plan_path);
-      std::string diff = first_difference(fields_of(have, plan_path), fields_of(plan_, plan_path));
-      if (diff.empty()) diff = plan_difference(have, plan_);
-      if (!diff.empty())
-        throw IoError(dir.string() + ": holds an unfinished cache of another run (" + diff +
-                      "); run that command again to finish it, or remove the folder to start over");
+    if (fs::exists(plan_path, ec))
       spdlog::info("[reinforce] continuing the unfinished cache in {}", dir.string());
-    } else {
+    else
       write_file_atomic(plan_path.string(), plan_.dump(2) + "\n");
-    }
     RowFile(dir / "embeddings.bin", true).allocate(total_);
   }
 

@@ -245,6 +245,11 @@ train: {{log_every: 1, checkpoint_every: 0}}
                    "--set", f"teacher.cache={out}", check_rc=False)
         line = one_error_line(done)
         check(f"{name}: the unfinished cache is refused", done.returncode == 1 and "unfinished" in line, line)
+        if sig == signal.SIGKILL:
+            done = run(LGD, "reinforce", *big_args[:-2], "--dtype", "float16", "--out", out, check_rc=False)
+            line = one_error_line(done)
+            check("another command on an unfinished cache is refused",
+                  done.returncode == 1 and "unfinished cache of another run" in line and "dtype" in line, line)
         done = run(LGD, "reinforce", *big_args, "--out", out)
         check(f"{name}: the same command continues", "continuing" in done.stderr)
         check(f"{name}: finished cache byte-identical to an uninterrupted one",
