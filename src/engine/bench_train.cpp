@@ -78,7 +78,7 @@ void bench_step(TrainerState& m, const BenchInputs& in, double lr, Phases* phase
   if (phases) phases->last = Clock::now();
   distill::LossParts parts;
   torch::Tensor keys;
-  const auto cached = in.cached.defined() ? m.cache->rows(0, in.cached).to(m.device) : torch::Tensor();
+  const auto cached = in.cached.defined() ? m.cached_rows(0, in.cached) : torch::Tensor();
   const bool ok =
       m.forward_backward(m.model_input(in.images, in.photometric), parts, keys, phases, nullptr, cached);
   m.grad_sync->finish();

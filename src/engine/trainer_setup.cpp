@@ -275,8 +275,14 @@ void TrainerState::open_cache() {
 }
 
 torch::Tensor TrainerState::cached_keys(const data::Batch& batch) const {
-  const auto rows = cache->rows(batch.epoch % cache_views, batch.sampled);
-  return rows.to(device, /*non_blocking=*/false);
+  return cached_rows(batch.epoch % cache_views, batch.sampled);
+}
+
+torch::Tensor TrainerState::cached_rows(std::int64_t view, const torch::Tensor& indices) const {
+  const auto rows = cache->rows(view, indices);
+  // On CUDA through pinned memory, so that the copy does not wait for the device (the
+  // caching host allocator keeps the block until the copy is done).
+  return cuda ? rows.pin_memory().to(device, /*non_blocking=*/true) : rows;
 }
 
 }  // namespace lgd::engine::detail

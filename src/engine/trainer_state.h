@@ -157,8 +157,9 @@ struct TrainerState {
   // teacher.cache: opens the cache and refuses one made for another run.
   void open_cache();
 
-  // teacher.cache: the cached embeddings of a batch's views, on the device.
+  // teacher.cache: the cached embeddings of a batch's views (view epoch mod K), on the device.
   torch::Tensor cached_keys(const data::Batch& batch) const;
+  torch::Tensor cached_rows(std::int64_t view, const torch::Tensor& indices) const;
 
   // ---- checkpoints ----
 
