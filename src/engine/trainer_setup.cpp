@@ -278,8 +278,8 @@ torch::Tensor TrainerState::cached_keys(const data::Batch& batch) const {
   return cached_rows(batch.epoch % cache_views, batch.sampled);
 }
 
-torch::Tensor TrainerState::cached_rows(std::int64_t view, const torch::Tensor& indices) const {
-  const auto rows = cache->rows(view, indices);
+torch::Tensor TrainerState::cached_rows(std::int64_t which, const torch::Tensor& indices) const {
+  const auto rows = cache->rows(which, indices);
   // On CUDA through pinned memory, so that the copy does not wait for the device (the
   // caching host allocator keeps the block until the copy is done).
   return cuda ? rows.pin_memory().to(device, /*non_blocking=*/true) : rows;

@@ -159,7 +159,7 @@ struct TrainerState {
 
   // teacher.cache: the cached embeddings of a batch's views (view epoch mod K), on the device.
   torch::Tensor cached_keys(const data::Batch& batch) const;
-  torch::Tensor cached_rows(std::int64_t view, const torch::Tensor& indices) const;
+  torch::Tensor cached_rows(std::int64_t which, const torch::Tensor& indices) const;
 
   // ---- checkpoints ----
 
