@@ -107,7 +107,7 @@ with tempfile.TemporaryDirectory() as tmp:
 
     # Input that was silently accepted, or reached an allocator or a crash.
     check("unknown command", ["trian", "--config", good], 2,
-          "unknown command 'trian' (did you mean train?); the commands are train, eval, info")
+          "unknown command 'trian' (did you mean train?); the commands are train, reinforce, eval, info")
     check("unknown bench command", ["bench", "dta", "--config", good], 2,
           "unknown bench command 'dta' (did you mean data?); the bench commands are data, vsb, train")
     check("second YAML document", ["config", "check", config("two.yaml", "student:\n  arch: resnet18\n---\noptim:\n  lr: 1\n")],
