@@ -129,7 +129,11 @@ std::unique_ptr<EmbeddingCache> EmbeddingCache::open(const std::string& dir) {
   if (c->views_ < 1 || c->size_ < 1 || c->dim_ < 1)
     throw IoError(manifest.string() + ": views, size and embed_dim must be positive");
   const auto file = (fs::path(dir) / "embeddings.bin").string();
-  const std::size_t want = static_cast<std::size_t>(c->views_ * c->size_ * c->dim_ * c->bytes_);
+  std::int64_t total = 0;
+  if (__builtin_mul_overflow(c->views_, c->size_, &total) || __builtin_mul_overflow(total, c->dim_, &total) ||
+      __builtin_mul_overflow(total, c->bytes_, &total))
+    throw IoError(manifest.string() + ": views x size x embed_dim is beyond any file");
+  const std::size_t want = static_cast<std::size_t>(total);
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw IoError(file + ": cannot open (" + std::strerror(errno) + ")");
   struct stat st {};
