@@ -17,8 +17,6 @@ namespace {
 using detail::Phases;
 using detail::TrainerState;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 void sync(const TrainerState& m) {
   if (m.cuda) torch::cuda::synchronize(m.device.index());
 }

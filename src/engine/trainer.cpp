@@ -45,10 +45,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
 torch::Tensor l2_normalize(const torch::Tensor& x) {
   return x / x.norm(2, 1, true).clamp_min(1e-12);
 }

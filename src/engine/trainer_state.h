@@ -39,6 +39,9 @@
 
 namespace lgd::engine {
 using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 namespace detail {
 
